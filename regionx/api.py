@@ -1,0 +1,192 @@
+"""One function per command, returning the stages' result types (for library use and the CLI).
+
+Nothing here prints or exits; heavy stages (training, TensorFlow) are imported inside functions
+so that `import regionx.api` stays cheap.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from typing import Callable, Sequence
+
+from regionx.analysis import analyze_file, find_region
+from regionx.diagnostics import Diagnostic, make
+from regionx.types import FileAnalysis, Region, StageResult
+
+
+@dataclass(frozen=True)
+class LoadedRegion:
+    """A region found in a file, with the file's text and analysis (or why it was not found)."""
+
+    path: str
+    text: str
+    analysis: FileAnalysis
+    region: Region | None
+    diagnostics: tuple[Diagnostic, ...]
+
+
+def analyze(paths: Sequence[str], *, profile: str | None = None) -> list[FileAnalysis]:
+    """Analyze each file; a file that cannot be read or parsed yields its diagnostics, the rest go on.
+
+    With `profile` (a command line such as ``"python app.py"``), each region's `time_share` is
+    filled from one instrumented run of that command.
+    """
+    results = [analyze_file(p) for p in paths]
+    if profile is None:
+        return results
+    from regionx.profile import time_shares
+
+    filled = []
+    for fa in results:
+        if not fa.ok:
+            filled.append(fa)
+            continue
+        shares = time_shares(fa.path, profile)
+        regions = tuple(replace(r, time_share=shares.get(r.id)) for r in fa.regions)
+        filled.append(replace(fa, regions=regions))
+    return filled
+
+
+def load_region(path: str, selector: str) -> LoadedRegion:
+    """Analyze `path` and find the region named by `selector` (id, name or line number)."""
+    analysis = analyze_file(path)
+    text = ""
+    if analysis.ok:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    errors = tuple(d for d in analysis.diagnostics if d.severity == "error")
+    if errors:
+        return LoadedRegion(path, text, analysis, None, errors)
+    region = find_region(analysis, selector)
+    if region is None:
+        known = ", ".join(r.id for r in analysis.regions) or "(none)"
+        diag = make("RX005", path, 1, 1, region=selector, known=known)
+        return LoadedRegion(path, text, analysis, None, (diag,))
+    return LoadedRegion(path, text, analysis, region, ())
+
+
+def annotated_regions(analysis: FileAnalysis, selectors: Sequence[str] = ()) -> tuple[list[Region], list[Diagnostic]]:
+    """The annotated regions of a file, or the ones named by `selectors`."""
+    if not selectors:
+        return [r for r in analysis.regions if r.annotated], []
+    regions, diagnostics = [], []
+    for selector in selectors:
+        region = find_region(analysis, selector)
+        if region is None:
+            known = ", ".join(r.id for r in analysis.regions) or "(none)"
+            diagnostics.append(make("RX005", analysis.path, 1, 1, region=selector, known=known))
+        else:
+            regions.append(region)
+    return regions, diagnostics
+
+
+def failed(path: str, diagnostics: Sequence[Diagnostic], region_id: str = "") -> StageResult:
+    """A failed stage result carrying `diagnostics`."""
+    return StageResult(status="failed", region_id=region_id, diagnostics=tuple(diagnostics))
+
+
+def extract(path: str, selector: str, out: str | None = None) -> StageResult:
+    """`regionx extract`: write the region's standalone harness module."""
+    from regionx.extract import extract_region, write_harness
+
+    loaded = load_region(path, selector)
+    if loaded.region is None:
+        return failed(path, loaded.diagnostics)
+    result = extract_region(loaded.text, path, loaded.region)
+    if not result.ok:
+        return result
+    target = out or f"harness_{loaded.region.display_name}.py"
+    write_harness(result.data["harness"], target)
+    return replace(result, artifacts={**result.artifacts, "harness": target})
+
+
+def default_out_dir() -> str:
+    """The artifact directory used when none is given: `[tool.regionx] artifacts`, else `.regionx`."""
+    from regionx.config import load_config
+
+    return load_config(os.getcwd()).artifacts
+
+
+ProgressFn = Callable[..., None]
+
+
+# --------------------------------------------------------------------------- sample
+
+
+def sample(path: str, selector: str, *, n: int | None = None, seed: int | None = None, out: str | None = None,
+           domains: Sequence[str] = (), timeout: float = 10.0, executor: str = "local", observe: str | None = None,
+           mix: float = 0.0, progress: ProgressFn | None = None) -> StageResult:
+    """`regionx sample`: draw valid inputs, run the exact region, save the dataset (.npz)."""
+    from regionx.pragma import PragmaError, parse_domain
+    from regionx.sample import sample_region
+
+    loaded = load_region(path, selector)
+    if loaded.region is None:
+        return failed(path, loaded.diagnostics)
+    region = loaded.region
+    overrides = {}
+    for item in domains:
+        name, sep, spec = item.partition("=")
+        if not sep or not name.strip().isidentifier():
+            return failed(path, [make("RX304", path, spec=item, detail="expected NAME=SPEC, e.g. a='uniform(0, 1)'")])
+        try:
+            overrides[name.strip()] = parse_domain(name.strip(), spec)
+        except PragmaError as exc:
+            detail = exc.diagnostic(path, 1, 1).message
+            return failed(path, [make("RX304", path, spec=item, detail=detail)])
+    pragma = region.pragma
+    n = n if n is not None else (pragma.samples if pragma and pragma.samples else 10000)
+    seed = seed if seed is not None else (pragma.seed if pragma and pragma.seed is not None else 0)
+    result, dataset = sample_region(loaded.text, path, region, n=n, seed=seed, domains=overrides, timeout=timeout,
+                                    executor=executor, observe=observe, mix=mix, progress=progress)
+    if dataset is None or not result.ok:
+        return result
+    target = out or f"{region.display_name}.npz"
+    dataset.save(target)
+    return replace(result, artifacts={**result.artifacts, "dataset": target})
+
+
+def sample_info(data_path: str) -> StageResult:
+    """`regionx sample --info`: summarise a dataset."""
+    from regionx.sample import dataset_info
+
+    try:
+        info = dataset_info(data_path)
+    except (OSError, KeyError, ValueError) as exc:
+        return failed(data_path, [make("RX307", data_path, detail=str(exc))])
+    return StageResult(status="ok", data=info)
+
+
+# --------------------------------------------------------------------------- train
+
+
+def train(data_path: str, *, out: str | None = None, topologies: str | None = None, tolerance: float | None = None,
+          metric: str | None = None, target: float = 0.99, epochs: int = 200, seed: int = 0,
+          executor: str | None = None, progress: ProgressFn | None = None) -> StageResult:
+    """`regionx train`: topology search on a dataset; writes the region's artifacts."""
+    from regionx.train import parse_topologies, train_dataset
+    from regionx.types import Dataset
+
+    try:
+        dataset = Dataset.load(data_path)
+    except FileNotFoundError:
+        return failed(data_path, [make("RX001", data_path)])
+    except (OSError, KeyError, ValueError) as exc:
+        return failed(data_path, [make("RX307", data_path, detail=str(exc))])
+    try:
+        grid = parse_topologies(topologies) if topologies else None
+    except ValueError as exc:
+        return failed(data_path, [make("RX403", data_path, spec=topologies, detail=str(exc))])
+    out_dir = out or os.path.join(default_out_dir(), dataset.meta.region_name)
+    pool = None
+    if executor:
+        from regionx.executors import make_executor
+
+        pool = make_executor(executor)
+    try:
+        return train_dataset(dataset, out_dir, topologies=grid, tolerance=tolerance, metric=metric, target=target,
+                             epochs=epochs, seed=seed, executor=pool, progress=progress)
+    finally:
+        if pool is not None:
+            pool.shutdown()

@@ -1,0 +1,337 @@
+"""The `regionx` command line: the only module that prints or picks exit codes.
+
+Exit codes (DESIGN.md): 0 success; 1 findings (check failed, region not replaceable, no topology
+met the tolerance); 2 usage or input error. Messages are ``path:line:col: RXnnn text``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+import traceback
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Sequence
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from regionx import __version__, api
+from regionx.diagnostics import Diagnostic, exit_status
+from regionx.types import FileAnalysis, StageResult
+
+console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _print_diagnostics(diagnostics: Sequence[Diagnostic]) -> None:
+    for d in diagnostics:
+        click.echo(d.format(), err=True)
+
+
+def _finish(results: Sequence[StageResult]) -> None:
+    """Print every diagnostic of `results` and exit with the status they call for."""
+    diagnostics = [d for r in results for d in r.diagnostics]
+    _print_diagnostics(diagnostics)
+    status = exit_status(diagnostics)
+    if status == 0 and any(r.status == "failed" for r in results):
+        status = 1
+    sys.exit(status)
+
+
+@contextmanager
+def _progress(label: str, enabled: bool = True) -> Iterator[Callable[..., None]]:
+    """A rich progress bar fed by a `progress(done, total)` or `progress(label, done, total)` callback."""
+    if not enabled or not err_console.is_terminal:
+        yield lambda *args: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err_console, transient=True) as bar:
+        tasks: dict[str, Any] = {}
+
+        def update(*args: Any) -> None:
+            name, done, total = (label, *args) if len(args) == 2 else args
+            if name not in tasks:
+                tasks[name] = bar.add_task(str(name), total=total)
+            bar.update(tasks[name], completed=done, total=total)
+
+        yield update
+
+
+def _fmt_time(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
+        if seconds >= scale:
+            return f"{seconds / scale:.3g} {unit}"
+    return f"{seconds / 1e-9:.3g} ns"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="regionx")
+def cli() -> None:
+    """Replace slow, approximation-tolerant regions of numerical Python code with small neural networks."""
+
+
+# --------------------------------------------------------------------------- analyze
+
+
+def _analysis_table(fa: FileAnalysis) -> Table:
+    table = Table(title=fa.path, title_justify="left", show_lines=False)
+    for col in ("id", "kind", "lines", "inputs", "outputs", "internals", "globals", "replaceable"):
+        table.add_column(col, overflow="fold")
+    for r in fa.regions:
+        verdict = "yes" if r.replaceable else "no: " + "; ".join(f"{x.code} {x.message} (line {x.line})" for x in r.reasons)
+        if r.time_share is not None:
+            verdict += f" [{r.time_share:.1%} of run]"
+        table.add_row(
+            r.id + (" *" if r.annotated else ""), r.kind, f"{r.start_line}-{r.end_line}",
+            ", ".join(r.inputs), ", ".join(r.outputs), ", ".join(r.internals), ", ".join(r.globals), verdict,
+        )
+    return table
+
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document (DESIGN.md schema).")
+@click.option("--profile", "profile_cmd", metavar="CMD", help='Fill time_share from one run of CMD, e.g. "python app.py".')
+def analyze(files: tuple[str, ...], as_json: bool, profile_cmd: str | None) -> None:
+    """Find candidate regions and their inputs, outputs and replaceability."""
+    results = api.analyze(files, profile=profile_cmd)
+    if as_json:
+        click.echo(json.dumps({"version": 1, "files": [fa.to_json() for fa in results]}, indent=2))
+    else:
+        for fa in results:
+            if fa.ok:
+                console.print(_analysis_table(fa))
+    diagnostics = [d for fa in results for d in fa.diagnostics]
+    _print_diagnostics(diagnostics)
+    sys.exit(exit_status(diagnostics))
+
+
+# --------------------------------------------------------------------------- extract / sample
+
+
+@cli.command()
+@click.argument("file")
+@click.option("--region", "selector", required=True, help="Region id, name or line number.")
+@click.option("-o", "--out", default=None, help="Harness file to write (default harness_<name>.py).")
+def extract(file: str, selector: str, out: str | None) -> None:
+    """Write a region as a standalone harness module."""
+    result = api.extract(file, selector, out)
+    if result.ok:
+        click.echo(f"wrote {result.artifacts['harness']}")
+    _finish([result])
+
+
+@cli.command()
+@click.argument("file", required=False)
+@click.option("--region", "selector", help="Region id, name or line number.")
+@click.option("-n", "--samples", "n", type=int, default=None, help="Number of samples (default: pragma's samples, else 10000).")
+@click.option("--seed", type=int, default=None, help="Random seed (default: pragma's seed, else 0).")
+@click.option("-o", "--out", default=None, help="Dataset to write (default <name>.npz).")
+@click.option("--domain", "domains", multiple=True, metavar="NAME=SPEC", help="Override an input's domain, e.g. a='uniform(0, 1)'.")
+@click.option("--timeout", type=float, default=10.0, show_default=True, help="Seconds one sample may run.")
+@click.option("--executor", default="local", show_default=True, help="local, local:K or dask://HOST:PORT.")
+@click.option("--observe", metavar="CMD", default=None, help='Record the inputs a real run of CMD sees, e.g. "python app.py".')
+@click.option("--mix", type=float, default=0.0, help="With --observe: fraction of random samples mixed in.")
+@click.option("--info", "info", metavar="DATA", default=None, help="Summarise an existing dataset and exit.")
+def sample(file: str | None, selector: str | None, n: int | None, seed: int | None, out: str | None,
+           domains: tuple[str, ...], timeout: float, executor: str, observe: str | None, mix: float,
+           info: str | None) -> None:
+    """Sample valid inputs of a region and record its outputs."""
+    if info is not None:
+        result = api.sample_info(info)
+        if result.ok:
+            click.echo(json.dumps(result.data, indent=2))
+        _finish([result])
+    if file is None or selector is None:
+        raise click.UsageError("FILE and --region are required (or use --info DATA)")
+    with _progress("sampling") as progress:
+        result = api.sample(file, selector, n=n, seed=seed, out=out, domains=domains, timeout=timeout,
+                            executor=executor, observe=observe, mix=mix, progress=progress)
+    if result.ok:
+        d = result.data
+        click.echo(f"wrote {result.artifacts.get('dataset')}: {d.get('kept')} samples kept; dropped {d.get('dropped')}; "
+                   f"exact region {_fmt_time(d.get('exact_time_per_call'))} per call")
+    _finish([result])
+
+
+# --------------------------------------------------------------------------- train
+
+
+def _topology_table(rows: Sequence[dict[str, Any]], title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    for col in ("topology", "train time", "steps", "L2 loss", "accuracy", "per call", "per element", "speedup call", "speedup batch", ""):
+        table.add_column(col)
+    for row in rows:
+        table.add_row(
+            row["label"], f"{row['train_time']:.1f} s", str(row["steps"]), f"{row['loss']:.3g}", f"{row['accuracy']:.1%}",
+            _fmt_time(row["time_per_call"]), _fmt_time(row["time_per_element"]),
+            f"{row['speedup_call']:.2f}x", f"{row['speedup_batch']:.2f}x",
+            ("chosen" if row.get("chosen") else ("meets target" if row["meets_target"] else "")),
+        )
+    return table
+
+
+@cli.command()
+@click.argument("data")
+@click.option("-o", "--out", default=None, help="Artifact directory (default .regionx/<region-name>).")
+@click.option("--topologies", default=None, help='Hidden layers to try, e.g. "5,3;8,5" or "8,5:relu".')
+@click.option("--tolerance", type=float, default=None, help="Accuracy tolerance (default: the region's).")
+@click.option("--metric", type=click.Choice(["rel", "abs"]), default=None)
+@click.option("--target", type=float, default=0.99, show_default=True, help="Fraction of test points within tolerance.")
+@click.option("--epochs", type=int, default=200, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--executor", default=None, help="Train topologies in parallel: local:K or dask://HOST:PORT.")
+def train(data: str, out: str | None, topologies: str | None, tolerance: float | None, metric: str | None,
+          target: float, epochs: int, seed: int, executor: str | None) -> None:
+    """Train several topologies and keep the fastest that meets the tolerance."""
+    with _progress("training") as progress:
+        result = api.train(data, out=out, topologies=topologies, tolerance=tolerance, metric=metric, target=target,
+                           epochs=epochs, seed=seed, executor=executor, progress=progress)
+    rows = result.data.get("rows", [])
+    if rows:
+        console.print(_topology_table(rows, f"topologies for {result.region_id}"))
+    if result.ok:
+        click.echo(f"chose {result.data['chosen']['label']}; artifacts in {os.path.dirname(result.artifacts['manifest'])}")
+    _finish([result])
+
+
+# --------------------------------------------------------------------------- rewrite / compile
+
+
+@cli.command()
+@click.argument("file")
+@click.option("--region", "selector", default=None, help="Region id, name or line number.")
+@click.option("--artifact", default=None, help="The region's artifact directory (with manifest.json).")
+@click.option("-o", "--out", default=None, help="Output directory for the patched file and its surrogate module.")
+@click.option("--in-place", is_flag=True, help="Rewrite FILE itself (atomically).")
+@click.option("--diff", "show_diff", is_flag=True, help="Print a unified diff instead of writing.")
+@click.option("--force", is_flag=True, help="Rewrite even when the surrogate is not faster.")
+@click.option("--revert", is_flag=True, help="Give back the original text of a rewritten FILE.")
+def rewrite(file: str, selector: str | None, artifact: str | None, out: str | None, in_place: bool,
+            show_diff: bool, force: bool, revert: bool) -> None:
+    """Patch a region to call its trained surrogate, keeping the exact code as fallback."""
+    if sum(map(bool, (out, in_place, show_diff))) > 1:
+        raise click.UsageError("use only one of -o/--out, --in-place and --diff")
+    if not revert and (selector is None or artifact is None):
+        raise click.UsageError("--region and --artifact are required (or use --revert)")
+    result = api.rewrite(file, selector, artifact, out=out, in_place=in_place, diff=show_diff, force=force, revert=revert)
+    if result.ok:
+        if show_diff:
+            click.echo(result.data.get("diff", ""), nl=False)
+        elif "patched" in result.artifacts:
+            click.echo(f"wrote {result.artifacts['patched']}")
+        else:
+            click.echo(result.data.get("text", ""), nl=False)
+    _finish([result])
+
+
+def _compile_table(results: Sequence[StageResult]) -> Table:
+    table = Table(title="regionx compile", title_justify="left")
+    for col in ("region", "inputs -> outputs", "samples", "topology", "accuracy", "exact/call", "surrogate/call",
+                "surrogate/elem", "speedup", "verdict"):
+        table.add_column(col, overflow="fold")
+    for r in results:
+        d = r.data
+        chosen = d.get("chosen") or {}
+        speed = f"{chosen.get('speedup_call', 0):.2f}x / {chosen.get('speedup_batch', 0):.2f}x" if chosen else "-"
+        table.add_row(
+            r.region_id, f"{', '.join(d.get('inputs', []))} -> {', '.join(d.get('outputs', []))}", str(d.get("samples", "-")),
+            chosen.get("label", "-"), f"{chosen['accuracy']:.1%}" if chosen else "-",
+            _fmt_time(d.get("exact_time_per_call")), _fmt_time(chosen.get("time_per_call")),
+            _fmt_time(chosen.get("time_per_element")), speed, d.get("verdict", r.status),
+        )
+    return table
+
+
+@cli.command(name="compile")
+@click.argument("file")
+@click.option("--region", "selectors", multiple=True, help="Regions to compile (default: every annotated region).")
+@click.option("--out", "out_dir", default=None, help="Output directory (default [tool.regionx] artifacts, else .regionx/).")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON document.")
+@click.option("-n", "--samples", type=int, default=None, help="Samples per region (default: pragma's, else 4000).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--epochs", type=int, default=None, help="Training epochs (default 150).")
+@click.option("--topologies", default=None, help='Hidden layers to try, e.g. "5,3;8,5".')
+@click.option("--target", type=float, default=0.99, show_default=True)
+@click.option("--executor", default="local", show_default=True)
+@click.option("--force", is_flag=True, help="Rewrite even when the surrogate is not faster.")
+def compile_(file: str, selectors: tuple[str, ...], out_dir: str | None, as_json: bool, samples: int | None, seed: int,
+             epochs: int | None, topologies: str | None, target: float, executor: str, force: bool) -> None:
+    """Extract, sample, train and rewrite every annotated region of FILE."""
+    with _progress("compiling", enabled=not as_json) as progress:
+        results = api.compile_file(file, selectors, out_dir=out_dir, samples=samples, seed=seed, epochs=epochs,
+                                   topologies=topologies, target=target, executor=executor, force=force, progress=progress)
+    if as_json:
+        click.echo(json.dumps({"version": 1, "file": file, "regions": [
+            {"region": r.region_id, "status": r.status, **r.data, "artifacts": r.artifacts,
+             "diagnostics": [d.to_json() for d in r.diagnostics]} for r in results]}, indent=2, default=str))
+    elif results:
+        console.print(_compile_table(results))
+        for r in results:
+            if "patched" in r.artifacts:
+                click.echo(f"patched program: {r.artifacts['patched']}")
+                break
+    _finish(results)
+
+
+# --------------------------------------------------------------------------- check / profile
+
+
+@cli.command()
+@click.argument("paths", nargs=-1)
+@click.option("--artifacts", default=None, help="Artifact directory (default [tool.regionx] artifacts, else .regionx/).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "github", "sarif"]), default="text", show_default=True)
+@click.option("--samples", type=int, default=None, help="Fresh samples per region for the accuracy check.")
+def check(paths: tuple[str, ...], artifacts: str | None, fmt: str, samples: int | None) -> None:
+    """Verify committed surrogates: present, not stale, still accurate."""
+    from regionx import check as check_mod
+
+    report = api.check(paths, artifacts=artifacts, samples=samples)
+    click.echo(check_mod.render(report, fmt), nl=False)
+    sys.exit(report.exit_status)
+
+
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--top", type=int, default=None, help="Show only the N hottest regions.")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED, required=True)
+def profile(as_json: bool, top: int | None, command: tuple[str, ...]) -> None:
+    """Time each candidate region in a real run: regionx profile -- python app.py args."""
+    result = api.profile(list(command), top=top)
+    if result.ok:
+        if as_json:
+            click.echo(json.dumps(result.data, indent=2))
+        else:
+            table = Table(title=f"profile of {shlex.join(command)}", title_justify="left")
+            for col in ("region", "calls", "total", "per call", "share", "inclusive"):
+                table.add_column(col)
+            for row in result.data["rows"]:
+                table.add_row(row["region"], str(row["calls"]), _fmt_time(row["total_time"]), _fmt_time(row["time_per_call"]),
+                              f"{row['share']:.2%}", _fmt_time(row.get("inclusive_time")))
+            console.print(table)
+            click.echo(f"program time {_fmt_time(result.data.get('total_time'))}; "
+                       f"instrumentation overhead {result.data.get('overhead', 0):.1%}")
+    _finish([result])
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point: run the CLI; an unexpected internal error is one line, not a traceback."""
+    try:
+        cli.main(args=list(argv) if argv is not None else None, prog_name="regionx", standalone_mode=True)
+    except SystemExit:
+        raise
+    except KeyboardInterrupt:
+        click.echo("regionx: interrupted", err=True)
+        sys.exit(130)
+    except Exception as exc:  # an internal bug: say so in one line, traceback only on request
+        if os.environ.get("REGIONX_DEBUG"):
+            traceback.print_exc()
+        click.echo(f"regionx: internal error: {type(exc).__name__}: {exc} (set REGIONX_DEBUG=1 for the traceback)", err=True)
+        sys.exit(3)

@@ -1,0 +1,588 @@
+"""The surrogate compiler: a trained dense network -> a generated numpy-only Python module.
+
+`compile_model` writes ``surrogate_<name>.py`` (and ``weights.npz``) into a directory. The
+generated module needs numpy only (never TensorFlow/Keras) and exposes exactly the API the
+rewriter relies on::
+
+    INPUTS, INPUT_SHAPES, OUTPUTS, OUTPUT_SHAPES   # names and array shapes (() = scalar)
+    LOWER, UPPER                                   # (d_in,) trained domain box, flattened columns
+    predict(X) -> (n, d_out) float64               # batch path, numpy matmuls
+    predict_one(<inputs in INPUTS order>)          # one call: a value, or a tuple in OUTPUTS order
+    in_domain(X) -> (n,) bool
+    in_domain_one(<inputs>) -> bool
+
+Input and output normalisation are folded into the first and last layers, so the module is a
+plain chain of affine maps and activations.
+
+predict_one has two implementations, chosen by network size (multiply-adds, `use_scalar_path`):
+small networks get straight-line Python float arithmetic with the weights as literals
+(``math.tanh``, ``v if v > 0.0 else 0.0``), which avoids numpy's per-call overhead of roughly
+1 us per array operation; larger ones use numpy on a 1-row vector. The threshold was measured
+with ``python -m regionx.compile --measure`` (see `measure_paths`); the numbers are next to
+`SCALAR_BASE_MACS`.
+"""
+
+from __future__ import annotations
+
+import keyword
+import math
+import os
+import tempfile
+from typing import Any, Sequence
+
+import numpy as np
+
+from regionx.types import VarSpec
+
+ACTIVATIONS = ("tanh", "relu", "sigmoid", "linear")
+
+# Cost model for choosing predict_one's implementation, from `python -m regionx.compile --measure`
+# on a 2-core x86 VM (Python 3, numpy 2.4): the straight-line scalar path costs ~25-30 ns per
+# multiply-add (3x8x1: 0.9 us, 3x11x8x5x1: 4.3 us, 3x32x32x1: 27.6 us), the numpy path
+# ~2.5 us + ~1.5 us per layer almost regardless of width (3x8x1: 4.1 us, 3x64x64x1: 6.1 us).
+# They cross at roughly 100 + 60 * layers multiply-adds.
+SCALAR_BASE_MACS = 100
+SCALAR_MACS_PER_LAYER = 60
+
+
+def use_scalar_path(layers: Sequence[tuple[np.ndarray, np.ndarray, str]]) -> bool:
+    """True when straight-line float code is expected to beat numpy for one call (cost model above)."""
+    return network_macs(layers) <= SCALAR_BASE_MACS + SCALAR_MACS_PER_LAYER * len(layers)
+
+
+# Keras spells some activations differently; everything maps onto ACTIVATIONS.
+_ACTIVATION_ALIASES = {
+    "tanh": "tanh",
+    "relu": "relu",
+    "sigmoid": "sigmoid",
+    "linear": "linear",
+    "identity": "linear",
+    "none": "linear",
+}
+
+
+def normalize_activation(name: str | None) -> str:
+    """Map an activation name (Keras or ours) onto one of ACTIVATIONS; ValueError otherwise."""
+    key = (name or "linear").lower()
+    if key not in _ACTIVATION_ALIASES:
+        raise ValueError(f"unsupported activation {name!r}; supported: {', '.join(ACTIVATIONS)}")
+    return _ACTIVATION_ALIASES[key]
+
+
+def keras_layers(model: Any) -> list[tuple[np.ndarray, np.ndarray, str]]:
+    """(W, b, activation) for every Dense layer of a Keras model, in order, as float64 arrays.
+
+    Non-Dense layers without weights (InputLayer, Dropout, ...) are skipped; any other layer with
+    weights is rejected with ValueError, since the compiler only knows dense chains.
+    """
+    layers: list[tuple[np.ndarray, np.ndarray, str]] = []
+    for layer in model.layers:
+        weights = layer.get_weights()
+        if type(layer).__name__ != "Dense":
+            if weights:
+                raise ValueError(f"cannot compile layer {layer.name!r} of type {type(layer).__name__}")
+            continue
+        act = getattr(layer, "activation", None)
+        act_name = getattr(act, "__name__", None) if act is not None else "linear"
+        W = np.asarray(weights[0], dtype=np.float64)
+        b = np.asarray(weights[1], dtype=np.float64) if len(weights) > 1 else np.zeros(W.shape[1])
+        layers.append((W, b, normalize_activation(act_name)))
+    if not layers:
+        raise ValueError("model has no Dense layers")
+    return layers
+
+
+def fold_normalisation(
+    layers: Sequence[tuple[np.ndarray, np.ndarray, str]],
+    x_mean: np.ndarray,
+    x_scale: np.ndarray,
+    y_mean: np.ndarray,
+    y_scale: np.ndarray,
+) -> tuple[list[tuple[np.ndarray, np.ndarray, str]], np.ndarray | None, np.ndarray | None]:
+    """Fold ``x_n = (x - x_mean) / x_scale`` into the first layer and ``y = y_n * y_scale + y_mean``
+    into the last one (when it is linear).
+
+    Returns (layers, out_scale, out_shift): the last two are None when folded, else the affine map
+    still to apply after a non-linear output activation.
+    """
+    x_mean = np.asarray(x_mean, dtype=np.float64).ravel()
+    x_scale = np.asarray(x_scale, dtype=np.float64).ravel()
+    y_mean = np.asarray(y_mean, dtype=np.float64).ravel()
+    y_scale = np.asarray(y_scale, dtype=np.float64).ravel()
+    out = [(np.array(W, dtype=np.float64), np.array(b, dtype=np.float64).ravel(), normalize_activation(a))
+           for W, b, a in layers]
+    W0, b0, a0 = out[0]
+    # z = ((x - m) / s) @ W + b = x @ (W / s[:, None]) + (b - (m / s) @ W)
+    out[0] = (W0 / x_scale[:, None], b0 - (x_mean / x_scale) @ W0, a0)
+    WL, bL, aL = out[-1]
+    if aL == "linear":
+        out[-1] = (WL * y_scale[None, :], bL * y_scale + y_mean, aL)
+        return out, None, None
+    return out, y_scale, y_mean
+
+
+def _apply_np(h: np.ndarray, act: str) -> np.ndarray:
+    if act == "tanh":
+        return np.tanh(h)
+    if act == "relu":
+        return np.maximum(h, 0.0)
+    if act == "sigmoid":
+        return 0.5 * np.tanh(0.5 * h) + 0.5
+    return h
+
+
+def forward(layers: Sequence[tuple[np.ndarray, np.ndarray, str]], X: np.ndarray) -> np.ndarray:
+    """Reference forward pass of a dense chain in float64 (used by tests and training)."""
+    h = np.asarray(X, dtype=np.float64)
+    for W, b, act in layers:
+        h = _apply_np(h @ W + b, act)
+    return h
+
+
+def _lit(v: float) -> str:
+    """A float literal that round-trips exactly."""
+    f = float(v)
+    if not math.isfinite(f):
+        raise ValueError(f"non-finite weight {f!r}")
+    return repr(f)
+
+
+def _affine_expr(w_col: np.ndarray, names: Sequence[str], bias: float) -> str:
+    """``b + w0*x0 - w1*x1 ...`` as Python source (no parentheses needed: literals are positive)."""
+    parts = [_lit(bias)]
+    for w, name in zip(w_col, names):
+        w = float(w)
+        if w == 0.0:
+            continue
+        parts.append(f"{'+' if w > 0 else '-'} {_lit(abs(w))}*{name}")
+    return " ".join(parts)
+
+
+def _scalar_act(expr: str, act: str, target: str) -> list[str]:
+    if act == "tanh":
+        return [f"{target} = _tanh({expr})"]
+    if act == "relu":
+        return [f"{target} = {expr}", f"if {target} < 0.0: {target} = 0.0"]
+    if act == "sigmoid":
+        # 0.5*tanh(v/2)+0.5 == 1/(1+exp(-v)) without exp overflow
+        return [f"{target} = 0.5*_tanh(0.5*({expr})) + 0.5"]
+    return [f"{target} = {expr}"]
+
+
+def _array_literal(a: np.ndarray) -> str:
+    a = np.asarray(a, dtype=np.float64)
+    if a.ndim == 1:
+        return "[" + ", ".join(_lit(v) for v in a) + "]"
+    return "[" + ",\n    ".join(_array_literal(row) for row in a) + "]"
+
+
+def _param_names(inputs: Sequence[VarSpec]) -> list[str]:
+    """Parameter names for predict_one: the input names where they are safe identifiers."""
+    names: list[str] = []
+    for i, v in enumerate(inputs):
+        ok = v.name.isidentifier() and not keyword.iskeyword(v.name) and not v.name.startswith("_")
+        name = v.name if ok else f"in{i}"
+        while name in names:
+            name = f"{name}_{i}"
+        names.append(name)
+    return names
+
+
+def network_macs(layers: Sequence[tuple[np.ndarray, np.ndarray, str]]) -> int:
+    """Multiply-adds of one forward pass."""
+    return int(sum(np.asarray(W).size for W, _b, _a in layers))
+
+
+def _atomic_write_text(path: str, text: str) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _atomic_savez(path: str, arrays: dict[str, np.ndarray]) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(suffix=".npz", dir=directory)
+    os.close(fd)
+    try:
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def module_name(region_name: str) -> str:
+    """File name of the generated module for a region name (filename-safe)."""
+    safe = "".join(ch if (ch.isalnum() or ch == "_") else "_" for ch in region_name).strip("_") or "region"
+    return f"surrogate_{safe}.py"
+
+
+def generate_source(
+    layers: Sequence[tuple[np.ndarray, np.ndarray, str]],
+    *,
+    region_name: str,
+    inputs: Sequence[VarSpec],
+    outputs: Sequence[VarSpec],
+    lower: Sequence[float],
+    upper: Sequence[float],
+    out_scale: np.ndarray | None = None,
+    out_shift: np.ndarray | None = None,
+    scalar_path: bool | None = None,
+    version: str = "",
+) -> str:
+    """Python source of the surrogate module for already-folded `layers` (see `compile_model`).
+
+    `scalar_path` forces the predict_one implementation (None: by `use_scalar_path`). When the
+    scalar path is used the weights are also emitted as literals, so the module does not read
+    weights.npz; otherwise it loads weights.npz from its own directory.
+    """
+    d_in = sum(v.size for v in inputs)
+    d_out = sum(v.size for v in outputs)
+    if layers[0][0].shape[0] != d_in or layers[-1][0].shape[1] != d_out:
+        raise ValueError(
+            f"network shape {layers[0][0].shape[0]}->{layers[-1][0].shape[1]} does not match interface {d_in}->{d_out}"
+        )
+    if len(lower) != d_in or len(upper) != d_in:
+        raise ValueError("lower/upper must have one entry per input column")
+    if scalar_path is None:
+        scalar_path = use_scalar_path(layers)
+    params = _param_names(inputs)
+    sig = ", ".join(params)
+    hidden = [int(W.shape[1]) for W, _b, _a in layers[:-1]]
+    acts = [a for _W, _b, a in layers]
+    L: list[str] = []
+    L.append(f'"""Surrogate of region {region_name!r}, generated by regionx {version}. Needs numpy only.')
+    L.append("")
+    L.append(f"Network: {d_in} -> {' -> '.join(str(h) for h in hidden) or '(no hidden layer)'} -> {d_out};")
+    L.append(f"activations {', '.join(acts)}; predict_one path: {'scalar' if scalar_path else 'numpy'}.")
+    L.append("Do not edit: regenerate with `regionx train`.")
+    L.append('"""')
+    L.append("")
+    L.append("import math")
+    L.append("import os")
+    L.append("")
+    L.append("import numpy as np")
+    L.append("")
+    L.append(f"REGION = {region_name!r}")
+    L.append(f"INPUTS = {tuple(v.name for v in inputs)!r}")
+    L.append(f"INPUT_SHAPES = {tuple(tuple(int(s) for s in v.shape) for v in inputs)!r}")
+    L.append(f"OUTPUTS = {tuple(v.name for v in outputs)!r}")
+    L.append(f"OUTPUT_SHAPES = {tuple(tuple(int(s) for s in v.shape) for v in outputs)!r}")
+    L.append(f"HIDDEN = {tuple(hidden)!r}")
+    L.append(f"ACTIVATIONS = {tuple(acts)!r}")
+    L.append(f"PREDICT_ONE_PATH = {'scalar' if scalar_path else 'numpy'!r}")
+    L.append(f"LOWER = np.array({_array_literal(np.asarray(lower))}, dtype=np.float64)")
+    L.append(f"UPPER = np.array({_array_literal(np.asarray(upper))}, dtype=np.float64)")
+    L.append("")
+    L.append("_tanh = math.tanh")
+    n_layers = len(layers)
+    if scalar_path:
+        for i, (W, b, _a) in enumerate(layers):
+            L.append(f"_W{i} = np.array({_array_literal(W)}, dtype=np.float64).reshape({W.shape[0]}, {W.shape[1]})")
+            L.append(f"_B{i} = np.array({_array_literal(b)}, dtype=np.float64)")
+    else:
+        L.append("_HERE = os.path.dirname(os.path.abspath(__file__))")
+        L.append("with np.load(os.path.join(_HERE, 'weights.npz')) as _data:")
+        for i in range(n_layers):
+            L.append(f"    _W{i} = np.ascontiguousarray(_data['W{i}'], dtype=np.float64)")
+            L.append(f"    _B{i} = np.ascontiguousarray(_data['b{i}'], dtype=np.float64)")
+    if out_scale is not None:
+        L.append(f"_OUT_SCALE = np.array({_array_literal(np.asarray(out_scale))}, dtype=np.float64)")
+        L.append(f"_OUT_SHIFT = np.array({_array_literal(np.asarray(out_shift))}, dtype=np.float64)")
+    L.append("")
+    L.append("")
+
+    # --- batch path -------------------------------------------------------------------------
+    def np_act(var: str, act: str, indent: str) -> list[str]:
+        if act == "tanh":
+            return [f"{indent}np.tanh({var}, out={var})"]
+        if act == "relu":
+            return [f"{indent}np.maximum({var}, 0.0, out={var})"]
+        if act == "sigmoid":
+            return [f"{indent}{var} = 0.5 * np.tanh(0.5 * {var}) + 0.5"]
+        return []
+
+    L.append("def predict(X):")
+    L.append('    """(n, d_in) array of flattened inputs -> (n, d_out) float64 predictions."""')
+    L.append("    h = np.asarray(X, dtype=np.float64)")
+    L.append("    if h.ndim == 1:")
+    L.append(f"        h = h.reshape(-1, {d_in})")
+    for i, (_W, _b, act) in enumerate(layers):
+        L.append(f"    h = h @ _W{i}")
+        L.append(f"    h += _B{i}")
+        L.extend(np_act("h", act, "    "))
+    if out_scale is not None:
+        L.append("    h = h * _OUT_SCALE + _OUT_SHIFT")
+    L.append("    return h")
+    L.append("")
+    L.append("")
+
+    # --- helpers to unpack inputs / pack outputs for one call ---------------------------------
+    col_names: list[str] = []
+    unpack: list[str] = []
+    for p, v in zip(params, inputs):
+        if not v.shape:
+            col_names.append(p)
+        else:
+            cols = [f"_x{len(col_names) + k}" for k in range(v.size)]
+            col_names.extend(cols)
+            unpack.append(f"    {', '.join(cols)}{',' if len(cols) == 1 else ''} = np.asarray({p}, dtype=np.float64).ravel().tolist()")
+
+    def pack(values: list[str]) -> list[str]:
+        """Return statement(s) packing flat output expressions into OUTPUTS order and shapes."""
+        items: list[str] = []
+        k = 0
+        for v in outputs:
+            if not v.shape:
+                items.append(values[k])
+            else:
+                items.append(f"np.array([{', '.join(values[k:k + v.size])}]).reshape({tuple(v.shape)!r})")
+            k += v.size
+        if len(items) == 1:
+            return [f"    return {items[0]}"]
+        return [f"    return ({', '.join(items)})"]
+
+    L.append(f"def predict_one({sig}):")
+    L.append('    """One call with inputs in INPUTS order: the output, or a tuple in OUTPUTS order."""')
+    if scalar_path:
+        L.extend(unpack)
+        names = col_names
+        for i, (W, b, act) in enumerate(layers):
+            last = i == n_layers - 1
+            new = [f"_y{j}" if last else f"_h{i}_{j}" for j in range(W.shape[1])]
+            for j in range(W.shape[1]):
+                for stmt in _scalar_act(_affine_expr(W[:, j], names, float(b[j])), act, new[j]):
+                    L.append("    " + stmt)
+            names = new
+        if out_scale is not None:
+            for j in range(d_out):
+                L.append(f"    {names[j]} = {names[j]}*{_lit(out_scale[j])} + {_lit(out_shift[j])}")
+        L.extend(pack(list(names)))
+    else:
+        flat_parts = []
+        if all(not v.shape for v in inputs):
+            L.append(f"    h = np.array(({sig}{',' if len(params) == 1 else ''}), dtype=np.float64)")
+        else:
+            for p, v in zip(params, inputs):
+                flat_parts.append(f"np.ravel({p})" if v.shape else f"[{p}]")
+            L.append(f"    h = np.concatenate(({', '.join(flat_parts)},)).astype(np.float64)")
+        for i, (_W, _b, act) in enumerate(layers):
+            L.append(f"    h = h @ _W{i}")
+            L.append(f"    h += _B{i}")
+            L.extend(np_act("h", act, "    "))
+        if out_scale is not None:
+            L.append("    h = h * _OUT_SCALE + _OUT_SHIFT")
+        if all(not v.shape for v in outputs):
+            if d_out == 1:
+                L.append("    return float(h[0])")
+            else:
+                L.append("    return tuple(h.tolist())")
+        else:
+            L.append("    _y = h.tolist()")
+            L.extend(pack([f"_y[{k}]" for k in range(d_out)]))
+    L.append("")
+    L.append("")
+
+    L.append("def in_domain(X):")
+    L.append('    """(n, d_in) -> (n,) bool: every column within [LOWER, UPPER] (NaN is outside)."""')
+    L.append("    X = np.asarray(X, dtype=np.float64)")
+    L.append("    if X.ndim == 1:")
+    L.append(f"        X = X.reshape(-1, {d_in})")
+    L.append("    return np.all((X >= LOWER) & (X <= UPPER), axis=1)")
+    L.append("")
+    L.append("")
+    L.append(f"def in_domain_one({sig}):")
+    L.append('    """True when one call\'s inputs lie in the trained domain box."""')
+    if all(not v.shape for v in inputs):
+        conds = [f"{_lit(lo)} <= {p} <= {_lit(hi)}" for p, lo, hi in zip(params, lower, upper)]
+        L.append(f"    return bool({' and '.join(conds)})")
+    else:
+        k = 0
+        for p, v in zip(params, inputs):
+            if not v.shape:
+                L.append(f"    if not ({_lit(lower[k])} <= {p} <= {_lit(upper[k])}):")
+                L.append("        return False")
+            else:
+                L.append(f"    _v = np.ravel(np.asarray({p}, dtype=np.float64))")
+                L.append(f"    if _v.shape != ({v.size},) or not bool(np.all((_v >= LOWER[{k}:{k + v.size}]) & (_v <= UPPER[{k}:{k + v.size}]))):")
+                L.append("        return False")
+            k += v.size
+        L.append("    return True")
+    L.append("")
+    return "\n".join(L)
+
+
+def compile_model(
+    layers: list[tuple[np.ndarray, np.ndarray, str]],
+    x_mean: Any,
+    x_scale: Any,
+    y_mean: Any,
+    y_scale: Any,
+    *,
+    region_name: str,
+    inputs: tuple[VarSpec, ...],
+    outputs: tuple[VarSpec, ...],
+    lower: Any,
+    upper: Any,
+    out_dir: str,
+    scalar_path: bool | None = None,
+) -> str:
+    """Write ``surrogate_<region_name>.py`` and ``weights.npz`` into `out_dir`; return the module path.
+
+    `layers` are the network's (W, b, activation) in normalised units (as `keras_layers` returns
+    them); the normalisation ``x_n = (x - x_mean) / x_scale`` and ``y = y_n * y_scale + y_mean``
+    is folded into the first and last layers. `lower`/`upper` give the trained domain box per
+    flattened input column. Both files are written atomically (weights first).
+    """
+    from regionx import __version__
+
+    folded, out_scale, out_shift = fold_normalisation(layers, x_mean, x_scale, y_mean, y_scale)
+    os.makedirs(out_dir, exist_ok=True)
+    arrays: dict[str, np.ndarray] = {}
+    for i, (W, b, _a) in enumerate(folded):
+        arrays[f"W{i}"] = W
+        arrays[f"b{i}"] = b
+    arrays["activations"] = np.array([a for _W, _b, a in folded])
+    arrays["lower"] = np.asarray(lower, dtype=np.float64)
+    arrays["upper"] = np.asarray(upper, dtype=np.float64)
+    if out_scale is not None:
+        arrays["out_scale"] = np.asarray(out_scale, dtype=np.float64)
+        arrays["out_shift"] = np.asarray(out_shift, dtype=np.float64)
+    source = generate_source(
+        folded, region_name=region_name, inputs=inputs, outputs=outputs,
+        lower=[float(v) for v in np.asarray(lower, dtype=np.float64).ravel()],
+        upper=[float(v) for v in np.asarray(upper, dtype=np.float64).ravel()],
+        out_scale=out_scale, out_shift=out_shift, scalar_path=scalar_path, version=__version__,
+    )
+    compile(source, module_name(region_name), "exec")  # fail here, not at the user's import
+    _atomic_savez(os.path.join(out_dir, "weights.npz"), arrays)
+    path = os.path.join(out_dir, module_name(region_name))
+    _atomic_write_text(path, source)
+    return path
+
+
+_import_counter = 0
+
+
+def load_module(path: str) -> Any:
+    """Import a generated module from its file under a fresh private name (not in sys.modules)."""
+    import importlib.util
+
+    global _import_counter
+    _import_counter += 1
+    name = f"_regionx_surrogate_{_import_counter}_{os.path.splitext(os.path.basename(path))[0]}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def call_args(X: np.ndarray, inputs: Sequence[VarSpec]) -> list[tuple[Any, ...]]:
+    """Split flattened rows into predict_one argument tuples: Python floats for scalars,
+    arrays of the declared shape for array inputs."""
+    rows: list[tuple[Any, ...]] = []
+    X = np.asarray(X, dtype=np.float64)
+    for r in X:
+        args: list[Any] = []
+        k = 0
+        for v in inputs:
+            if not v.shape:
+                args.append(float(r[k]))
+            else:
+                args.append(r[k:k + v.size].reshape(v.shape).copy())
+            k += v.size
+        rows.append(tuple(args))
+    return rows
+
+
+def time_per_call(fn: Any, args: Sequence[tuple[Any, ...]], *, repeats: int = 7, budget: float = 0.02) -> float:
+    """Median seconds per call of ``fn(*a)`` over `args` (cycled), `repeats` timed runs of about
+    `budget` seconds each (time.perf_counter)."""
+    import time
+
+    n_args = len(args)
+    # calibrate the number of calls per run
+    calls = n_args
+    while True:
+        t0 = time.perf_counter()
+        for i in range(calls):
+            fn(*args[i % n_args])
+        dt = time.perf_counter() - t0
+        if dt >= budget / 4 or calls >= 1 << 22:
+            break
+        calls *= 4
+    calls = max(n_args, int(calls * budget / max(dt, 1e-9)))
+    samples = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for i in range(calls):
+            fn(*args[i % n_args])
+        samples.append((time.perf_counter() - t0) / calls)
+    return float(np.median(samples))
+
+
+def time_per_element(fn: Any, X: np.ndarray, *, rows: int = 4096, repeats: int = 7, budget: float = 0.02) -> float:
+    """Median seconds per row of ``fn(X)`` on a batch of `rows` rows (X tiled or cut to size)."""
+    import time
+
+    X = np.asarray(X, dtype=np.float64)
+    reps = int(math.ceil(rows / max(len(X), 1)))
+    batch = np.ascontiguousarray(np.tile(X, (reps, 1))[:rows])
+    t0 = time.perf_counter()
+    fn(batch)
+    dt = max(time.perf_counter() - t0, 1e-9)
+    loops = max(1, int(budget / dt))
+    samples = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _i in range(loops):
+            fn(batch)
+        samples.append((time.perf_counter() - t0) / (loops * rows))
+    return float(np.median(samples))
+
+
+def measure_paths(hidden_list: Sequence[tuple[int, ...]] = ((3,), (5,), (8,), (5, 3), (8, 5), (8, 5, 3), (11, 8, 5), (16,), (32,), (16, 16), (32, 32), (64, 64)),
+                  d_in: int = 3, d_out: int = 1, act: str = "tanh", seed: int = 0) -> list[dict[str, Any]]:
+    """Time predict_one's scalar and numpy paths for random networks of each hidden shape.
+
+    Used to fit `use_scalar_path`; returns one dict per shape with both times in seconds.
+    """
+    rng = np.random.default_rng(seed)
+    inputs = tuple(VarSpec(f"x{i}") for i in range(d_in))
+    outputs = tuple(VarSpec(f"y{i}") for i in range(d_out))
+    X = rng.uniform(-1, 1, size=(256, d_in))
+    args = call_args(X, inputs)
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for hidden in hidden_list:
+            widths = [d_in, *hidden, d_out]
+            layers = [(rng.normal(size=(widths[i], widths[i + 1])) / math.sqrt(widths[i]), rng.normal(size=widths[i + 1]) * 0.1,
+                       act if i < len(widths) - 2 else "linear") for i in range(len(widths) - 1)]
+            row: dict[str, Any] = {"hidden": list(hidden), "macs": network_macs(layers)}
+            for path_kind in ("scalar", "numpy"):
+                sub = os.path.join(tmp, f"{'x'.join(map(str, hidden))}_{path_kind}")
+                p = compile_model(layers, np.zeros(d_in), np.ones(d_in), np.zeros(d_out), np.ones(d_out), region_name="m",
+                                  inputs=inputs, outputs=outputs, lower=-np.ones(d_in), upper=np.ones(d_in), out_dir=sub,
+                                  scalar_path=path_kind == "scalar")
+                mod = load_module(p)
+                row[path_kind] = time_per_call(mod.predict_one, args)
+            results.append(row)
+    return results
+
+
+if __name__ == "__main__":  # pragma: no cover - measurement helper
+    import sys
+
+    if "--measure" in sys.argv:
+        for act_name in ("tanh", "relu"):
+            for r in measure_paths(act=act_name):
+                print(f"{act_name:5s} hidden={'x'.join(map(str, r['hidden'])):8s} macs={r['macs']:5d} "
+                      f"scalar={r['scalar'] * 1e6:8.3f} us  numpy={r['numpy'] * 1e6:8.3f} us")

@@ -1,0 +1,70 @@
+"""`[tool.regionx]` settings from pyproject.toml; command-line options override them."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from typing import Any
+
+from regionx.types import DEFAULT_TARGET
+
+DEFAULT_ARTIFACTS = ".regionx"
+
+
+@dataclass(frozen=True)
+class Config:
+    """The project's regionx settings (paths relative to the pyproject.toml's folder)."""
+
+    root: str
+    paths: tuple[str, ...] = ()
+    artifacts: str = DEFAULT_ARTIFACTS
+    samples: int = 1000
+    tolerance: float | None = None
+    target: float = DEFAULT_TARGET
+    patched: dict[str, str] = field(default_factory=dict)  # source file -> patched file to keep in sync
+
+
+def find_pyproject(start: str) -> str | None:
+    """The nearest pyproject.toml at or above `start`."""
+    here = os.path.abspath(start)
+    while True:
+        candidate = os.path.join(here, "pyproject.toml")
+        if os.path.isfile(candidate):
+            return candidate
+        parent = os.path.dirname(here)
+        if parent == here:
+            return None
+        here = parent
+
+
+def load_config(start: str) -> Config:
+    """Read `[tool.regionx]` from the nearest pyproject.toml (defaults when there is none).
+
+    Raises ValueError with a one-line message for a malformed file or setting.
+    """
+    pyproject = find_pyproject(start)
+    if pyproject is None:
+        return Config(root=os.path.abspath(start))
+    root = os.path.dirname(pyproject)
+    try:
+        with open(pyproject, "rb") as handle:
+            table: dict[str, Any] = tomllib.load(handle).get("tool", {}).get("regionx", {})
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ValueError(f"{pyproject}: {exc}") from None
+
+    def rel(p: str) -> str:
+        return os.path.normpath(os.path.join(root, p))
+
+    try:
+        return Config(
+            root=root,
+            paths=tuple(rel(p) for p in table.get("paths", [])),
+            artifacts=rel(table.get("artifacts", DEFAULT_ARTIFACTS)),
+            samples=int(table.get("samples", 1000)),
+            tolerance=float(table["tolerance"]) if "tolerance" in table else None,
+            target=float(table.get("target", DEFAULT_TARGET)),
+            patched={rel(k): rel(v) for k, v in table.get("patched", {}).items()},
+        )
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise ValueError(f"{pyproject}: bad [tool.regionx] setting: {exc}") from None

@@ -1,0 +1,423 @@
+"""Every type passed between regionx's stages, in one module (as Fixit's ftypes.py).
+
+All are frozen, picklable dataclasses: stages never pass CST nodes; a stage re-finds a node by
+region id or line range. Each stage returns a result carrying `diagnostics` instead of raising
+for user errors; the CLI decides what to print and which exit status to use.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from regionx.diagnostics import Diagnostic
+
+RegionKind = Literal["function", "loop", "block"]
+Metric = Literal["rel", "abs"]
+Status = Literal["ok", "skipped", "failed"]
+
+DISTRIBUTIONS = ("uniform", "loguniform", "normal", "integers", "choice")
+DEFAULT_TOLERANCE = 0.01
+DEFAULT_METRIC: Metric = "rel"
+DEFAULT_TARGET = 0.99
+# Relative error uses max(|exact|, REL_FLOOR) as its denominator ("rel with an absolute floor").
+REL_FLOOR = 1e-3
+
+
+@dataclass(frozen=True)
+class DomainSpec:
+    """The declared distribution of one input: ``uniform(0.5, 2.0)`` or ``normal(0, 1, shape=(3,))``."""
+
+    name: str
+    dist: str  # one of DISTRIBUTIONS
+    args: tuple[Any, ...]  # positional arguments (floats/ints; for choice, one tuple of values)
+    shape: tuple[int, ...] = ()  # () for a scalar
+    text: str = ""  # the spec as written, e.g. "uniform(0.5, 2.0)"
+
+
+@dataclass(frozen=True)
+class Pragma:
+    """A parsed ``# regionx:`` annotation."""
+
+    line: int  # first comment line
+    col: int
+    end_line: int  # last comment line ('# regionx: end' line for a block)
+    name: str | None = None
+    tolerance: float | None = None
+    metric: Metric | None = None
+    require: str | None = None  # predicate over inputs (Python expression text)
+    accept: str | None = None  # predicate over inputs and outputs, checked at run time
+    samples: int | None = None
+    seed: int | None = None
+    domains: tuple[DomainSpec, ...] = ()
+    is_block: bool = False  # a begin/end pair
+    block_start: int | None = None  # for a block: first line after 'begin'
+    block_end: int | None = None  # for a block: last line before 'end'
+    target_line: int | None = None  # def/for/while pragma: line of the annotated statement (first decorator)
+
+    def domain(self, name: str) -> DomainSpec | None:
+        """The domain declared for input `name`, if any."""
+        for spec in self.domains:
+            if spec.name == name:
+                return spec
+        return None
+
+
+@dataclass(frozen=True)
+class Reason:
+    """Why a region is not replaceable (an RX2xx code at a line)."""
+
+    code: str
+    line: int
+    message: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"code": self.code, "line": self.line, "message": self.message}
+
+
+@dataclass(frozen=True)
+class Region:
+    """A candidate region and its interface, as `regionx analyze` reports it."""
+
+    id: str
+    name: str
+    kind: RegionKind
+    qualname: str  # qualname of the function (or '<module>') that holds/is the region
+    start_line: int  # first line of the region's code (first decorator for a def)
+    end_line: int  # last line of the region's code
+    col: int  # column of the region's first statement (1-based)
+    annotated: bool
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]  # a function's return value is "return"
+    internals: tuple[str, ...]
+    globals: tuple[str, ...]
+    calls: tuple[str, ...]
+    replaceable: bool
+    reasons: tuple[Reason, ...] = ()
+    pragma: Pragma | None = None
+    time_share: float | None = None
+    # For a function region: its parameters in order (the harness and surrogate keep this order).
+    params: tuple[str, ...] = ()
+
+    @property
+    def display_name(self) -> str:
+        """A name usable for files: the pragma name, else the id made filename-safe."""
+        raw = self.name
+        return "".join(ch if (ch.isalnum() or ch == "_") else "_" for ch in raw).strip("_") or "region"
+
+    def domain_text(self) -> dict[str, str]:
+        """The pragma's domains as written, keyed by input name."""
+        if self.pragma is None:
+            return {}
+        return {d.name: d.text for d in self.pragma.domains}
+
+    def to_json(self) -> dict[str, Any]:
+        """The region object of the ``analyze --json`` document (DESIGN.md)."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "kind": self.kind,
+            "qualname": self.qualname,
+            "start_line": self.start_line,
+            "end_line": self.end_line,
+            "annotated": self.annotated,
+            "inputs": list(self.inputs),
+            "outputs": list(self.outputs),
+            "internals": list(self.internals),
+            "globals": list(self.globals),
+            "calls": list(self.calls),
+            "replaceable": self.replaceable,
+            "reasons": [r.to_json() for r in self.reasons],
+            "domain": self.domain_text(),
+            "time_share": self.time_share,
+        }
+
+
+@dataclass(frozen=True)
+class FileAnalysis:
+    """The result of analyzing one file: its regions, or the diagnostics that stopped it."""
+
+    path: str
+    regions: tuple[Region, ...] = ()
+    diagnostics: tuple[Diagnostic, ...] = ()
+    source_sha256: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not any(d.severity == "error" for d in self.diagnostics)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "regions": [r.to_json() for r in self.regions],
+            "diagnostics": [d.to_json() for d in self.diagnostics],
+        }
+
+
+@dataclass(frozen=True)
+class VarSpec:
+    """One input or output variable of a region as data: its name and array shape (() = scalar)."""
+
+    name: str
+    shape: tuple[int, ...] = ()
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape)) if self.shape else 1
+
+    def columns(self) -> list[str]:
+        """Column names after flattening: ``x`` or ``x[0]``, ``x[1]`` ..."""
+        if not self.shape:
+            return [self.name]
+        return [f"{self.name}[{i}]" for i in range(self.size)]
+
+
+@dataclass(frozen=True)
+class DatasetMeta:
+    """Everything about a dataset except its arrays (stored as JSON inside the .npz)."""
+
+    region_id: str
+    region_name: str
+    source_path: str
+    source_sha256: str  # sha256 of the region's source text (regionx.extract.region_source)
+    inputs: tuple[VarSpec, ...]
+    outputs: tuple[VarSpec, ...]
+    domain: dict[str, str]  # input -> spec text
+    seed: int
+    requested: int
+    dropped: dict[str, int]  # kind ('raised', 'nonfinite', 'timeout', 'rejected') -> count
+    exact_time_per_call: float  # seconds, median per call of the exact region
+    tolerance: float = DEFAULT_TOLERANCE
+    metric: Metric = DEFAULT_METRIC
+    accept: str | None = None
+    mode: str = "random"  # random | observe | mixed
+    regionx_version: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "region_id": self.region_id,
+            "region_name": self.region_name,
+            "source_path": self.source_path,
+            "source_sha256": self.source_sha256,
+            "inputs": [{"name": v.name, "shape": list(v.shape)} for v in self.inputs],
+            "outputs": [{"name": v.name, "shape": list(v.shape)} for v in self.outputs],
+            "domain": dict(self.domain),
+            "seed": self.seed,
+            "requested": self.requested,
+            "dropped": dict(self.dropped),
+            "exact_time_per_call": self.exact_time_per_call,
+            "tolerance": self.tolerance,
+            "metric": self.metric,
+            "accept": self.accept,
+            "mode": self.mode,
+            "regionx_version": self.regionx_version,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "DatasetMeta":
+        return cls(
+            region_id=data["region_id"],
+            region_name=data["region_name"],
+            source_path=data["source_path"],
+            source_sha256=data["source_sha256"],
+            inputs=tuple(VarSpec(v["name"], tuple(v["shape"])) for v in data["inputs"]),
+            outputs=tuple(VarSpec(v["name"], tuple(v["shape"])) for v in data["outputs"]),
+            domain=dict(data["domain"]),
+            seed=int(data["seed"]),
+            requested=int(data["requested"]),
+            dropped={k: int(v) for k, v in data["dropped"].items()},
+            exact_time_per_call=float(data["exact_time_per_call"]),
+            tolerance=float(data.get("tolerance", DEFAULT_TOLERANCE)),
+            metric=data.get("metric", DEFAULT_METRIC),
+            accept=data.get("accept"),
+            mode=data.get("mode", "random"),
+            regionx_version=data.get("regionx_version", ""),
+        )
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Input/output pairs of one region: X is (n, d_in), Y is (n, d_out), float64, flattened."""
+
+    X: np.ndarray
+    Y: np.ndarray
+    meta: DatasetMeta
+
+    def save(self, path: str) -> None:
+        """Write the .npz atomically (temporary file, then rename)."""
+        import os
+        import tempfile
+
+        directory = os.path.dirname(os.path.abspath(path))
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(suffix=".npz", dir=directory)
+        os.close(fd)
+        try:
+            np.savez(tmp, X=self.X, Y=self.Y, meta=np.array(json.dumps(self.meta.to_json())))
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+    @classmethod
+    def load(cls, path: str) -> "Dataset":
+        """Read a dataset written by `save` (raises OSError/KeyError/ValueError on a bad file)."""
+        with np.load(path, allow_pickle=False) as data:
+            meta = DatasetMeta.from_json(json.loads(str(data["meta"])))
+            return cls(X=np.asarray(data["X"], dtype=np.float64), Y=np.asarray(data["Y"], dtype=np.float64), meta=meta)
+
+
+@dataclass(frozen=True)
+class TopologyResult:
+    """One trained topology, measured on the held-out test split (a row of the paper's Tables II/III)."""
+
+    hidden: tuple[int, ...]  # hidden layer widths, e.g. (5, 3)
+    activation: str
+    train_time: float  # seconds
+    steps: int  # optimizer steps
+    epochs: int
+    loss: float  # L2 (mean squared error) on the test split, in original units
+    mean_error: float  # mean error under the metric
+    max_error: float
+    accuracy: float  # fraction of test points within tolerance
+    time_per_call: float  # seconds, compiled surrogate, one scalar call
+    time_per_element: float  # seconds, compiled surrogate, per row of a batch
+    exact_time_per_call: float  # seconds, the exact region (from the dataset)
+    meets_target: bool
+
+    @property
+    def label(self) -> str:
+        """Paper-style topology label, e.g. ``3x5x3x1``-like ``5x3 tanh``."""
+        return "x".join(str(h) for h in self.hidden) + f" {self.activation}"
+
+    @property
+    def speedup_call(self) -> float:
+        return self.exact_time_per_call / self.time_per_call if self.time_per_call > 0 else 0.0
+
+    @property
+    def speedup_batch(self) -> float:
+        return self.exact_time_per_call / self.time_per_element if self.time_per_element > 0 else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "hidden": list(self.hidden),
+            "activation": self.activation,
+            "label": self.label,
+            "train_time": self.train_time,
+            "steps": self.steps,
+            "epochs": self.epochs,
+            "loss": self.loss,
+            "mean_error": self.mean_error,
+            "max_error": self.max_error,
+            "accuracy": self.accuracy,
+            "time_per_call": self.time_per_call,
+            "time_per_element": self.time_per_element,
+            "exact_time_per_call": self.exact_time_per_call,
+            "speedup_call": self.speedup_call,
+            "speedup_batch": self.speedup_batch,
+            "meets_target": self.meets_target,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "TopologyResult":
+        return cls(
+            hidden=tuple(d["hidden"]), activation=d["activation"], train_time=d["train_time"],
+            steps=d["steps"], epochs=d["epochs"], loss=d["loss"], mean_error=d["mean_error"],
+            max_error=d["max_error"], accuracy=d["accuracy"], time_per_call=d["time_per_call"],
+            time_per_element=d["time_per_element"], exact_time_per_call=d["exact_time_per_call"],
+            meets_target=d["meets_target"],
+        )
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """``manifest.json`` of one region's artifacts (DESIGN.md)."""
+
+    region_id: str
+    region_name: str
+    source_path: str
+    source_sha256: str
+    inputs: tuple[VarSpec, ...]
+    outputs: tuple[VarSpec, ...]
+    domain: dict[str, str]
+    tolerance: float
+    metric: Metric
+    target: float
+    accept: str | None
+    topology: TopologyResult  # the chosen one
+    module: str  # file name of the generated module, e.g. surrogate_newton.py
+    lower: tuple[float, ...]  # trained domain box, per input column
+    upper: tuple[float, ...]
+    seed: int
+    regionx_version: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "region_id": self.region_id,
+            "region_name": self.region_name,
+            "source_path": self.source_path,
+            "source_sha256": self.source_sha256,
+            "interface": {
+                "inputs": [{"name": v.name, "shape": list(v.shape)} for v in self.inputs],
+                "outputs": [{"name": v.name, "shape": list(v.shape)} for v in self.outputs],
+            },
+            "domain": dict(self.domain),
+            "tolerance": self.tolerance,
+            "metric": self.metric,
+            "target": self.target,
+            "accept": self.accept,
+            "topology": self.topology.to_json(),
+            "validation": {
+                "accuracy": self.topology.accuracy,
+                "mean_error": self.topology.mean_error,
+                "max_error": self.topology.max_error,
+                "loss": self.topology.loss,
+            },
+            "timings": {
+                "exact_time_per_call": self.topology.exact_time_per_call,
+                "surrogate_time_per_call": self.topology.time_per_call,
+                "surrogate_time_per_element": self.topology.time_per_element,
+                "speedup_call": self.topology.speedup_call,
+                "speedup_batch": self.topology.speedup_batch,
+            },
+            "module": self.module,
+            "bounds": {"lower": list(self.lower), "upper": list(self.upper)},
+            "seed": self.seed,
+            "regionx_version": self.regionx_version,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "Manifest":
+        return cls(
+            region_id=d["region_id"], region_name=d["region_name"], source_path=d["source_path"],
+            source_sha256=d["source_sha256"],
+            inputs=tuple(VarSpec(v["name"], tuple(v["shape"])) for v in d["interface"]["inputs"]),
+            outputs=tuple(VarSpec(v["name"], tuple(v["shape"])) for v in d["interface"]["outputs"]),
+            domain=dict(d["domain"]), tolerance=float(d["tolerance"]), metric=d["metric"],
+            target=float(d["target"]), accept=d.get("accept"),
+            topology=TopologyResult.from_json(d["topology"]), module=d["module"],
+            lower=tuple(d["bounds"]["lower"]), upper=tuple(d["bounds"]["upper"]),
+            seed=int(d["seed"]), regionx_version=d["regionx_version"],
+        )
+
+
+@dataclass(frozen=True)
+class StageResult:
+    """What a stage returns (LibCST codemod style): ok / skipped with a reason / failed.
+
+    `artifacts` maps a role ('harness', 'dataset', 'manifest', 'patched' ...) to a written path;
+    `data` holds the stage's JSON-able summary for ``--json`` output and tables.
+    """
+
+    status: Status
+    region_id: str = ""
+    diagnostics: tuple[Diagnostic, ...] = ()
+    artifacts: dict[str, str] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
