@@ -6,6 +6,7 @@ so that `import regionx.api` stays cheap.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, replace
 from typing import Callable, Sequence
@@ -190,3 +191,132 @@ def train(data_path: str, *, out: str | None = None, topologies: str | None = No
     finally:
         if pool is not None:
             pool.shutdown()
+
+
+# --------------------------------------------------------------------------- rewrite
+
+
+def rewrite(path: str, selector: str | None, artifact: str | None, *, out: str | None = None, in_place: bool = False,
+            diff: bool = False, force: bool = False, revert: bool = False) -> StageResult:
+    """`regionx rewrite`: patch one region to call its surrogate (or `revert` a patched file)."""
+    from regionx.rewrite import revert_file, rewrite_file
+
+    if revert:
+        return revert_file(path, out=out, in_place=in_place, diff=diff)
+    assert selector is not None and artifact is not None
+    return rewrite_file(path, selector, artifact, out=out, in_place=in_place, diff=diff, force=force)
+
+
+# --------------------------------------------------------------------------- compile (end to end)
+
+COMPILE_SAMPLES = 4000  # default samples per region: enough for small nets, minutes on 2 cores
+COMPILE_EPOCHS = 150
+COMPILE_TOPOLOGIES = "8;16;8,5;16,16;32,32"  # a short grid: users run compile with no flags first
+
+
+def compile_file(path: str, selectors: Sequence[str] = (), *, out_dir: str | None = None, samples: int | None = None,
+                 seed: int = 0, epochs: int | None = None, topologies: str | None = None, target: float = 0.99,
+                 executor: str = "local", force: bool = False, progress: ProgressFn | None = None) -> list[StageResult]:
+    """`regionx compile`: extract -> sample -> train -> rewrite every annotated (or named) region of `path`.
+
+    Writes ``out_dir/<region-name>/`` artifacts and ``out_dir/<file>.py`` (patched with every region
+    that succeeded). A region that fails is reported with its reason; the others still go ahead.
+    """
+    from regionx.analysis import analyze_source
+    from regionx.fsutil import atomic_write_text
+    from regionx.rewrite import rewrite_source
+    from regionx.sample import sample_region
+    from regionx.train import parse_topologies, train_dataset
+    from regionx.types import Manifest
+
+    analysis = analyze_file(path)
+    if not analysis.ok:
+        return [failed(path, analysis.diagnostics)]
+    with open(path, encoding="utf-8") as handle:
+        original = handle.read()
+    regions, diagnostics = annotated_regions(analysis, selectors)
+    if diagnostics:
+        return [failed(path, diagnostics)]
+    if not regions:
+        return [failed(path, [make("RX005", path, 1, 1, region="(annotated regions)",
+                                   known=", ".join(r.id for r in analysis.regions) or "(none)")])]
+    out_dir = out_dir or default_out_dir()
+    try:
+        grid = parse_topologies(topologies or COMPILE_TOPOLOGIES)
+    except ValueError as exc:
+        return [failed(path, [make("RX403", path, spec=topologies, detail=str(exc))])]
+
+    results: list[StageResult] = []
+    trained: list[tuple[Region, Manifest, str]] = []  # region, manifest, artifact dir
+    for region in regions:
+        summary = {"inputs": list(region.inputs), "outputs": list(region.outputs)}
+        if not region.replaceable:
+            reasons = tuple(make("RX505", path, r.line, 1, region=region.id, detail=f"{r.code} {r.message}") for r in region.reasons)
+            results.append(StageResult("failed", region.id, reasons, data={**summary, "verdict": "not replaceable"}))
+            continue
+        region_dir = os.path.join(out_dir, region.display_name)
+        pragma = region.pragma
+        n = samples or (pragma.samples if pragma and pragma.samples else COMPILE_SAMPLES)
+        region_seed = pragma.seed if pragma and pragma.seed is not None else seed
+        step = (lambda done, total, _id=region.id: progress(f"sample {_id}", done, total)) if progress else None
+        sampled, dataset = sample_region(original, path, region, n=n, seed=region_seed, executor=executor, progress=step)
+        if dataset is None or not sampled.ok:
+            results.append(replace(sampled, region_id=region.id, data={**summary, **sampled.data, "verdict": "sampling failed"}))
+            continue
+        dataset.save(os.path.join(region_dir, "data.npz"))
+        summary.update(samples=int(dataset.X.shape[0]), exact_time_per_call=dataset.meta.exact_time_per_call)
+        step = (lambda label, done, total, _id=region.id: progress(f"train {_id} {label}", done, total)) if progress else None
+        trained_result = train_dataset(dataset, region_dir, topologies=grid, target=target,
+                                       epochs=epochs or COMPILE_EPOCHS, seed=region_seed, progress=step)
+        data = {**summary, **trained_result.data}
+        if not trained_result.ok:
+            results.append(replace(trained_result, region_id=region.id, data={**data, "verdict": "no topology met the target"}))
+            continue
+        with open(trained_result.artifacts["manifest"], encoding="utf-8") as handle:
+            manifest = Manifest.from_json(json.load(handle))
+        trained.append((region, manifest, region_dir))
+        results.append(replace(trained_result, region_id=region.id, data={**data, "verdict": "trained"}))
+
+    # Rewrite every trained region into one patched copy; re-analyze after each patch since lines move.
+    patched = original
+    patched_any = False
+    for region, manifest, region_dir in trained:
+        index = next(i for i, r in enumerate(results) if r.region_id == region.id)
+        current = find_region(analyze_source(patched, path), region.id)
+        if current is None:
+            results[index] = replace(results[index], status="failed", diagnostics=(
+                make("RX505", path, region.start_line, 1, region=region.id, detail="region not found after earlier rewrites"),))
+            continue
+        module_path = os.path.relpath(os.path.join(region_dir, manifest.module), out_dir)
+        rewritten = rewrite_source(patched, path, current, manifest, module_name=module_path, force=force)
+        if not rewritten.ok:
+            results[index] = replace(results[index], status="failed", diagnostics=rewritten.diagnostics,
+                                     data={**results[index].data, "verdict": "not profitable" if any(
+                                         d.code == "RX502" for d in rewritten.diagnostics) else "rewrite failed"})
+            continue
+        patched = rewritten.data["text"]
+        patched_any = True
+        results[index] = replace(results[index], data={**results[index].data, "verdict": "rewritten",
+                                                       "path_taken": rewritten.data.get("path_taken")})
+    if patched_any:
+        target_file = os.path.join(out_dir, os.path.basename(path))
+        atomic_write_text(target_file, patched)
+        results = [replace(r, artifacts={**r.artifacts, "patched": target_file}) if r.ok else r for r in results]
+    return results
+
+
+# --------------------------------------------------------------------------- check / profile
+
+
+def check(paths: Sequence[str] = (), *, artifacts: str | None = None, samples: int | None = None):  # type: ignore[no-untyped-def]
+    """`regionx check`: verify the committed surrogates of every annotated region under `paths`."""
+    from regionx.check import check_paths
+
+    return check_paths(paths, artifacts=artifacts, samples=samples)
+
+
+def profile(command: list[str], *, top: int | None = None) -> StageResult:
+    """`regionx profile -- CMD`: time share of each candidate region in one real run."""
+    from regionx.profile import profile_command
+
+    return profile_command(command, top=top)

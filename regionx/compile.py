@@ -32,6 +32,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from regionx.fsutil import atomic_write_bytes, atomic_write_text
+
 from regionx.types import VarSpec
 
 ACTIVATIONS = ("tanh", "relu", "sigmoid", "linear")
@@ -193,28 +195,15 @@ def network_macs(layers: Sequence[tuple[np.ndarray, np.ndarray, str]]) -> int:
     return int(sum(np.asarray(W).size for W, _b, _a in layers))
 
 
-def _atomic_write_text(path: str, text: str) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+
 
 
 def _atomic_savez(path: str, arrays: dict[str, np.ndarray]) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(suffix=".npz", dir=directory)
-    os.close(fd)
-    try:
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    import io
+
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)  # type: ignore[arg-type]
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def module_name(region_name: str) -> str:
@@ -360,7 +349,7 @@ def generate_source(
                 for stmt in _scalar_act(_affine_expr(W[:, j], names, float(b[j])), act, new[j]):
                     L.append("    " + stmt)
             names = new
-        if out_scale is not None:
+        if out_scale is not None and out_shift is not None:
             for j in range(d_out):
                 L.append(f"    {names[j]} = {names[j]}*{_lit(out_scale[j])} + {_lit(out_shift[j])}")
         L.extend(pack(list(names)))
@@ -442,6 +431,10 @@ def compile_model(
     """
     from regionx import __version__
 
+    d_in, d_out = sum(v.size for v in inputs), sum(v.size for v in outputs)
+    if np.shape(layers[0][0])[0] != d_in or np.shape(layers[-1][0])[1] != d_out:
+        raise ValueError(f"network shape {np.shape(layers[0][0])[0]}->{np.shape(layers[-1][0])[1]} "
+                         f"does not match interface {d_in}->{d_out}")
     folded, out_scale, out_shift = fold_normalisation(layers, x_mean, x_scale, y_mean, y_scale)
     os.makedirs(out_dir, exist_ok=True)
     arrays: dict[str, np.ndarray] = {}
@@ -463,7 +456,7 @@ def compile_model(
     compile(source, module_name(region_name), "exec")  # fail here, not at the user's import
     _atomic_savez(os.path.join(out_dir, "weights.npz"), arrays)
     path = os.path.join(out_dir, module_name(region_name))
-    _atomic_write_text(path, source)
+    atomic_write_text(path, source)
     return path
 
 

@@ -21,7 +21,7 @@ class Config:
     artifacts: str = DEFAULT_ARTIFACTS
     samples: int = 1000
     tolerance: float | None = None
-    target: float = DEFAULT_TARGET
+    target: float | None = None  # None: each manifest's own target (DEFAULT_TARGET when trained with defaults)
     patched: dict[str, str] = field(default_factory=dict)  # source file -> patched file to keep in sync
 
 
@@ -63,7 +63,7 @@ def load_config(start: str) -> Config:
             artifacts=rel(table.get("artifacts", DEFAULT_ARTIFACTS)),
             samples=int(table.get("samples", 1000)),
             tolerance=float(table["tolerance"]) if "tolerance" in table else None,
-            target=float(table.get("target", DEFAULT_TARGET)),
+            target=float(table["target"]) if "target" in table else None,
             patched={rel(k): rel(v) for k, v in table.get("patched", {}).items()},
         )
     except (TypeError, ValueError, AttributeError) as exc:

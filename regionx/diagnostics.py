@@ -112,9 +112,13 @@ def make(code: str, path: str, line: int = 1, col: int = 1, **fields: Any) -> Di
     return Diagnostic(code=code, path=path, line=line, col=col, message=message, severity=severity)
 
 
+# Codes outside RX0xx/RX1xx that are still usage errors (a bad option value), hence exit 2.
+USAGE_CODES = frozenset({"RX304", "RX307", "RX403"})
+
+
 def exit_status(diagnostics: "list[Diagnostic] | tuple[Diagnostic, ...]") -> int:
-    """2 for any input or pragma error, else 1 for any other error, else 0."""
+    """2 for any input, usage or pragma error, else 1 for any other error, else 0."""
     codes = [d.code for d in diagnostics if d.severity == "error"]
-    if any(c.startswith(("RX0", "RX1")) for c in codes):
+    if any(c.startswith(("RX0", "RX1")) or c in USAGE_CODES for c in codes):
         return 2
     return 1 if codes else 0

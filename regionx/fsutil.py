@@ -23,6 +23,10 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
             handle.write(data)
         if os.path.exists(path):
             shutil.copymode(path, tmp)
+        else:  # mkstemp makes 0600 files; give new files the usual umask-derived mode
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

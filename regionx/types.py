@@ -248,19 +248,13 @@ class Dataset:
 
     def save(self, path: str) -> None:
         """Write the .npz atomically (temporary file, then rename)."""
-        import os
-        import tempfile
+        import io
 
-        directory = os.path.dirname(os.path.abspath(path))
-        os.makedirs(directory, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(suffix=".npz", dir=directory)
-        os.close(fd)
-        try:
-            np.savez(tmp, X=self.X, Y=self.Y, meta=np.array(json.dumps(self.meta.to_json())))
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        from regionx.fsutil import atomic_write_bytes
+
+        buffer = io.BytesIO()
+        np.savez(buffer, X=self.X, Y=self.Y, meta=np.array(json.dumps(self.meta.to_json())))
+        atomic_write_bytes(path, buffer.getvalue())
 
     @classmethod
     def load(cls, path: str) -> "Dataset":
@@ -421,3 +415,93 @@ class StageResult:
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+
+@dataclass(frozen=True)
+class InstrumentedRun:
+    """One run of a user's program with regions instrumented (regionx.instrument.run_instrumented).
+
+    `regions` maps region id to the hook's records: in mode "profile" ``calls``, ``inclusive`` and
+    ``exclusive`` seconds; in mode "observe" ``calls``, ``recorded``, ``unconvertible`` and
+    ``samples`` (a list of {input name: float or nested list}). `total_time` is the program's run
+    time measured inside the process (None if it never started); `wall_time` includes start-up.
+    """
+
+    command: tuple[str, ...]
+    mode: str
+    returncode: int
+    stdout: str
+    stderr: str
+    total_time: float | None
+    wall_time: float
+    regions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    error: str | None = None  # "ExcType: message" when the program raised
+    timed_out: bool = False
+    diagnostics: tuple[Diagnostic, ...] = ()
+    # profile: total_time minus the hook's calibrated overhead (an estimate of the plain run time);
+    # region "inclusive"/"exclusive" are corrected likewise ("raw_*" keep the measured values).
+    corrected_total_time: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0 and not self.timed_out and not self.diagnostics
+
+
+@dataclass(frozen=True)
+class RegionCheck:
+    """One annotated region as `regionx check` saw it: its findings and the fresh accuracy measurement."""
+
+    path: str  # source file, as displayed (relative to the working directory where possible)
+    line: int  # the region's first line (first decorator for a def)
+    col: int
+    region_id: str
+    region_name: str
+    status: Status  # ok | failed (any finding) | skipped (annotated but not replaceable, no artifacts)
+    artifact_dir: str = ""
+    findings: tuple[Diagnostic, ...] = ()
+    note: str = ""  # why skipped, or a short remark for the table
+    accuracy: float | None = None  # fraction of counted fresh rows within tolerance
+    target: float | None = None
+    tolerance: float | None = None
+    metric: Metric | None = None
+    samples: int = 0  # fresh rows that counted (inside the trained box, exact code succeeded)
+    outside: int = 0  # fresh rows outside the trained box (served by the exact code at run time)
+    dropped: int = 0  # fresh rows where the exact code raised or gave non-finite values
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": self.path, "line": self.line, "col": self.col, "id": self.region_id, "name": self.region_name,
+            "status": self.status, "artifact_dir": self.artifact_dir, "note": self.note,
+            "accuracy": self.accuracy, "target": self.target, "tolerance": self.tolerance, "metric": self.metric,
+            "samples": self.samples, "outside": self.outside, "dropped": self.dropped,
+            "findings": [d.to_json() for d in self.findings],
+        }
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    """The result of `regionx check`: one row per annotated region plus input errors (bad path, config, syntax)."""
+
+    regions: tuple[RegionCheck, ...] = ()
+    diagnostics: tuple[Diagnostic, ...] = ()  # not tied to one region: RX0xx/RX1xx input errors, RX604
+    artifacts: str = ""
+    samples: int = 0
+
+    @property
+    def findings(self) -> tuple[Diagnostic, ...]:
+        """Every diagnostic: the report-level ones, then each region's."""
+        return self.diagnostics + tuple(d for r in self.regions for d in r.findings)
+
+    @property
+    def exit_status(self) -> int:
+        """0 all good, 1 any finding, 2 a usage or input error."""
+        from regionx.diagnostics import exit_status
+
+        return exit_status(self.findings)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": 1, "artifacts": self.artifacts, "samples": self.samples, "exit_status": self.exit_status,
+            "regions": [r.to_json() for r in self.regions],
+            "diagnostics": [d.to_json() for d in self.diagnostics],
+        }

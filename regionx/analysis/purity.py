@@ -1,0 +1,180 @@
+"""Which calls are pure: whitelists, name resolution, and a call graph of the module's functions.
+
+A call is classified as pure (known-pure builtin, math/numpy function, read-only method),
+I/O (RX201), randomness or clock (RX202), a mutation of a local container (not an impurity:
+the analysis treats it as a write), a call of a function of the same module (followed through
+its body with a networkx call graph; cycles are fine when every member is pure), or unknown
+(RX209).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Literal
+
+import networkx as nx
+
+from regionx.analysis.cfg import Scope
+from regionx.analysis.names import MUTATING_METHODS, CallSite
+from regionx.analysis.resolve import resolve
+
+Verdict = Literal["pure", "io", "random", "mutation", "local", "impure"]
+
+PURE_BUILTINS = frozenset({
+    "abs", "all", "any", "ascii", "bin", "bool", "bytes", "callable", "chr", "complex", "divmod",
+    "enumerate", "filter", "float", "format", "frozenset", "hash", "hex", "int", "isinstance",
+    "issubclass", "iter", "len", "list", "map", "max", "min", "next", "oct", "ord", "pow", "range",
+    "repr", "reversed", "round", "set", "slice", "sorted", "str", "sum", "tuple", "type", "zip",
+    "dict", "bytearray", "memoryview", "getattr", "hasattr", "id", "object", "super", "property",
+    "staticmethod", "classmethod", "ValueError", "TypeError", "ZeroDivisionError", "ArithmeticError",
+    "OverflowError", "IndexError", "KeyError", "RuntimeError", "StopIteration", "Exception",
+    "AssertionError", "NotImplementedError", "FloatingPointError",
+})
+IO_BUILTINS = frozenset({"print", "open", "input", "breakpoint", "help"})
+# Read-only methods of numbers, strings, lists, dicts and numpy arrays.
+PURE_METHODS = frozenset({
+    "copy", "count", "index", "get", "keys", "values", "items", "startswith", "endswith", "strip",
+    "lstrip", "rstrip", "split", "rsplit", "join", "lower", "upper", "replace", "format", "find",
+    "rfind", "isdigit", "isalpha", "isspace", "conjugate", "real", "imag", "is_integer", "hex",
+    "bit_length", "sum", "mean", "std", "var", "min", "max", "prod", "argmin", "argmax", "all", "any",
+    "dot", "reshape", "ravel", "flatten", "transpose", "astype", "tolist", "item", "round", "clip",
+    "cumsum", "cumprod", "squeeze", "swapaxes", "trace", "diagonal", "nonzero", "searchsorted",
+    "union", "intersection", "difference", "symmetric_difference", "issubset", "issuperset",
+    "isdisjoint", "encode", "decode", "__getitem__", "__len__", "__contains__", "view", "take",
+    "repeat", "conj", "ptp", "nbytes", "tobytes",
+})
+PURE_MODULES = ("math.", "cmath.", "operator.", "numpy.linalg.", "numpy.fft.", "itertools.",
+                "statistics.", "scipy.special.", "scipy.linalg.", "functools.reduce", "fractions.",
+                "decimal.", "copy.copy", "copy.deepcopy", "bisect.bisect", "heapq.nlargest",
+                "heapq.nsmallest", "numbers.", "typing.", "dataclasses.replace", "json.dumps",
+                "json.loads", "struct.pack", "struct.unpack", "string.", "re.", "os.path.join",
+                "os.path.basename", "os.path.dirname", "os.path.splitext")
+NUMPY_PURE = frozenset("""
+abs absolute add all allclose amax amin angle any append arange arccos arccosh arcsin arcsinh
+arctan arctan2 arctanh argmax argmin argsort around array array_equal asarray ascontiguousarray
+atleast_1d atleast_2d atleast_3d average bitwise_and bitwise_or broadcast_arrays broadcast_to cbrt
+ceil clip column_stack concatenate conj conjugate copy copysign cos cosh count_nonzero cross cumprod
+cumsum deg2rad degrees diag diagonal diff divide dot dstack einsum empty empty_like equal exp exp2
+expm1 eye fabs fix flip floor floor_divide fmax fmin fmod frexp full full_like greater greater_equal
+hstack hypot identity inner interp isclose isfinite isinf isnan kron ldexp less less_equal linspace
+log log10 log1p log2 logaddexp logical_and logical_not logical_or logical_xor logspace matmul max
+maximum mean median meshgrid min minimum mod multiply nan_to_num nanmax nanmean nanmin nansum
+negative nonzero not_equal ones ones_like outer percentile polyval positive power prod ptp rad2deg
+radians ravel reciprocal remainder repeat reshape rint roll rot90 round searchsorted sign signbit
+sin sinc sinh size sort sqrt square squeeze stack std subtract sum swapaxes take tan tanh tensordot
+tile trace transpose trapz tril triu true_divide trunc unique var vdot vstack where zeros zeros_like
+float64 float32 int64 int32 complex128 asfarray shape ndim isscalar result_type dtype
+""".split())
+RANDOM_PREFIXES = ("random.", "numpy.random.", "time.", "os.urandom", "uuid.", "secrets.",
+                   "datetime.datetime.now", "datetime.datetime.utcnow", "datetime.datetime.today",
+                   "datetime.date.today", "datetime.now", "datetime.utcnow", "datetime.today", "date.today")
+IO_PREFIXES = ("logging.", "sys.stdout.", "sys.stderr.", "sys.stdin.", "builtins.print", "builtins.open",
+               "builtins.input", "io.", "os.", "shutil.", "subprocess.", "socket.", "pickle.dump",
+               "pickle.load", "json.dump", "json.load", "numpy.save", "numpy.load", "numpy.savetxt",
+               "numpy.loadtxt", "numpy.genfromtxt", "numpy.fromfile", "pathlib.", "tempfile.",
+               "urllib.", "requests.", "csv.", "sqlite3.", "glob.", "warnings.warn", "sys.exit")
+IO_METHODS = frozenset({"write", "read", "readline", "readlines", "writelines", "flush", "close",
+                        "send", "recv", "seek", "tell", "truncate", "fileno"})
+
+
+@dataclass(frozen=True)
+class Classified:
+    """The verdict on one call site."""
+
+    site: CallSite
+    verdict: Verdict
+    full: str  # the callee with import aliases resolved ("numpy.sqrt"), or as written
+    target: Scope | None = None  # for "local": the function scope called
+    root: str | None = None  # for "mutation": the mutated name
+
+
+def classify_path(full: str) -> Verdict:
+    """Verdict for an imported dotted path such as "numpy.sqrt" or "random.uniform"."""
+    if full.startswith(RANDOM_PREFIXES) and not full.startswith("time.struct_time"):
+        return "random"
+    if full.startswith(PURE_MODULES):
+        return "pure"
+    if full.startswith(IO_PREFIXES):
+        return "io"
+    if full.startswith("numpy.") and full.count(".") == 1 and full.split(".", 1)[1] in NUMPY_PURE:
+        return "pure"
+    if full in ("numpy.ndarray.copy",):
+        return "pure"
+    return "impure"
+
+
+def classify(scope: Scope, site: CallSite) -> Classified:
+    """Classify one call made in `scope`."""
+    parts = site.parts
+    if not parts:
+        return Classified(site, "impure", "<expression>")
+    root = parts[0]
+    where, binder = resolve(scope, root)
+    kinds = binder.bind_kinds.get(root, set()) if binder is not None else set()
+    written = site.dotted
+    if where in ("builtin", "unknown"):
+        if len(parts) == 1:
+            if root in IO_BUILTINS:
+                return Classified(site, "io", written)
+            if root in PURE_BUILTINS:
+                return Classified(site, "pure", written)
+        return Classified(site, "impure", written)
+    assert binder is not None
+    if "import" in kinds and not ({"var", "param"} & kinds):
+        base = binder.imports.get(root, root)
+        full = ".".join((base,) + parts[1:])
+        if written.startswith(("sys.stdout", "sys.stderr", "sys.stdin")) or full.startswith(("sys.stdout", "sys.stderr", "sys.stdin")):
+            return Classified(site, "io", full)
+        return Classified(site, classify_path(full), full)
+    if len(parts) == 1:
+        if "def" in kinds and not ({"var", "param", "import"} & kinds):
+            targets = [s for s in binder.defs.get(root, []) if s.kind == "function"]
+            if len(targets) == 1:
+                return Classified(site, "local", written, target=targets[0])
+        return Classified(site, "impure", written)
+    method = parts[-1]
+    if "class" in kinds and len(parts) == 2 and not ({"var", "param"} & kinds):
+        # Cls.static_or_class_method(...) of a class of this module
+        for cls in binder.defs.get(root, []):
+            methods = [s for s in cls.defs.get(method, []) if s.kind == "function"]
+            if len(methods) == 1:
+                return Classified(site, "local", written, target=methods[0])
+        return Classified(site, "impure", written)
+    if {"var", "param"} & kinds:
+        if method in MUTATING_METHODS:
+            return Classified(site, "mutation", written, root=root)
+        if method in IO_METHODS:
+            return Classified(site, "io", written)
+        if method in PURE_METHODS:
+            return Classified(site, "pure", written)
+        if len(parts) == 2 and root in ("self", "cls") and scope.params[:1] == [root]:
+            owner = scope.parent
+            if owner is not None and owner.kind == "class":
+                methods = [s for s in owner.defs.get(method, []) if s.kind == "function"]
+                if len(methods) == 1:
+                    return Classified(site, "local", written, target=methods[0])
+    return Classified(site, "impure", written)
+
+
+def call_graph(scopes: Iterable[Scope], classified: dict[int, list[Classified]]) -> nx.DiGraph:
+    """Function scope -> function scopes it calls (edges between id(scope) keys)."""
+    graph = nx.DiGraph()
+    for scope in scopes:
+        graph.add_node(id(scope))
+        for c in classified.get(id(scope), []):
+            if c.verdict == "local" and c.target is not None:
+                graph.add_edge(id(scope), id(c.target))
+    return graph
+
+
+def impure_closure(graph: nx.DiGraph, locally_impure: set[int]) -> set[int]:
+    """Every function that is impure itself or reaches an impure function through calls."""
+    impure: set[int] = set()
+    reverse = graph.reverse(copy=False)
+    for node in locally_impure:
+        if node in impure or node not in graph:
+            impure.add(node)
+            continue
+        impure.add(node)
+        impure |= nx.descendants(reverse, node)
+    return impure

@@ -1,0 +1,876 @@
+"""`regionx sample`: valid inputs for a region, the exact region run on them, a Dataset.
+
+Random mode draws inputs from the region's declared domains (pragma, or ``--domain`` overrides),
+with rejection sampling on ``require=``. Observe mode records the inputs a real run of the user's
+program passes to the region (regionx.instrument, observe mode), optionally mixed with random
+ones. Either way the outputs come from running the extracted harness (regionx.extract) in worker
+processes of a concurrent.futures Executor (regionx.executors: local processes or Dask), in
+chunks, with a per-sample time limit. A sample that raises, gives NaN/inf, runs past the limit or
+whose output shape differs from the first valid sample's is dropped and counted, never a crash.
+
+The *portable* part of this module (the functions named ``_rx_*`` and ``_RxTimeout`` below) is
+copied verbatim into every harness by regionx.extract (`portable_source`), so that
+``python harness.py --samples N --seed S`` and ``regionx sample`` draw, run and assemble samples
+with the same code and give identical datasets for the same seed. Those functions use only the
+standard library and numpy, import what they need inside their bodies (so they cannot clash with
+the user's module-level names in a harness), and refer to each other only by ``_rx_`` names.
+
+Drop kinds (DatasetMeta.dropped): ``rejected`` (draws refused by require=), ``raised`` (the
+region raised, or returned something that is not numbers), ``nonfinite`` (NaN or inf in an
+output), ``timeout`` (ran past the limit), ``shape`` (an output, or an observed input, whose shape
+differs from the first valid sample's / the declared shape).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import hashlib
+import inspect
+import math
+import os
+import pickle
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import types
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from regionx import __version__
+from regionx import diagnostics as dx
+from regionx.types import (
+    DEFAULT_METRIC,
+    DEFAULT_TOLERANCE,
+    Dataset,
+    DatasetMeta,
+    DomainSpec,
+    Region,
+    StageResult,
+    VarSpec,
+)
+
+DROP_KINDS = ("rejected", "raised", "nonfinite", "timeout", "shape")
+# When fewer than this fraction of draws satisfy require=, sampling stops with RX302.
+MIN_ACCEPT_RATE = 0.01
+# Draws made before the acceptance rate is judged (so a few unlucky draws do not stop a run).
+MIN_JUDGED_DRAWS = 1000
+
+
+# ================================================================================================
+# Portable part: copied into every harness (see the module docstring). Keep it self-contained.
+# ================================================================================================
+
+
+class _RxTimeout(BaseException):
+    """Raised inside a sample that ran past its time limit.
+
+    A BaseException, so that a region's own ``except Exception`` cannot swallow it.
+    """
+
+
+def _rx_spec(spec):  # type: ignore[no-untyped-def]
+    """(name, dist, args, shape) of a DomainSpec-like object or of such a 4-tuple."""
+    if hasattr(spec, "dist"):
+        return (spec.name, spec.dist, tuple(spec.args), tuple(spec.shape))
+    name, dist, args, shape = spec
+    return (name, dist, tuple(args), tuple(shape))
+
+
+def _rx_column(rng, dist, args, size):  # type: ignore[no-untyped-def]
+    """`size` draws of one distribution (an array of shape `size`)."""
+    import numpy as np
+
+    if dist == "uniform":
+        return rng.uniform(float(args[0]), float(args[1]), size)
+    if dist == "loguniform":
+        return np.exp(rng.uniform(np.log(float(args[0])), np.log(float(args[1])), size))
+    if dist == "normal":
+        return rng.normal(float(args[0]), float(args[1]), size)
+    if dist == "integers":
+        # Both ends inclusive (README: integers(lo, hi)).
+        return rng.integers(int(args[0]), int(args[1]), size, endpoint=True)
+    if dist == "choice":
+        values = np.asarray(args[0])
+        return values[rng.integers(0, len(values), size)]
+    raise ValueError(f"unknown distribution {dist!r}")
+
+
+_RX_REQUIRE_NODES = (
+    "Expression", "BoolOp", "And", "Or", "BinOp", "Add", "Sub", "Mult", "Div", "FloorDiv", "Mod",
+    "Pow", "MatMult", "BitAnd", "BitOr", "BitXor", "LShift", "RShift", "UnaryOp", "Not", "USub",
+    "UAdd", "Invert", "Compare", "Eq", "NotEq", "Lt", "LtE", "Gt", "GtE", "Is", "IsNot", "In",
+    "NotIn", "Call", "keyword", "Name", "Load", "Attribute", "Constant", "Subscript", "Slice",
+    "Tuple", "List", "IfExp",
+)
+_RX_REQUIRE_BUILTINS = ("abs", "min", "max", "sum", "len", "round", "float", "int", "bool", "all", "any", "pow")
+
+
+def _rx_compile_require(text, names):  # type: ignore[no-untyped-def]
+    """Validate the require= predicate (an expression over `names`, math and np) and compile it.
+
+    Raises ValueError with a short reason for anything that is not such an expression.
+    """
+    import ast
+
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError as exc:
+        raise ValueError(f"not a Python expression: {exc.msg}") from None
+    allowed = set(names) | {"math", "np", "numpy"} | set(_RX_REQUIRE_BUILTINS)
+    for node in ast.walk(tree):
+        kind = type(node).__name__
+        if kind not in _RX_REQUIRE_NODES:
+            raise ValueError(f"{kind} is not allowed in require=")
+        if isinstance(node, ast.Name) and node.id not in allowed:
+            raise ValueError(f"unknown name {node.id!r} (require= may use the inputs, math and np)")
+        if isinstance(node, ast.Attribute) and node.attr.startswith("_"):
+            raise ValueError(f"attribute {node.attr!r} is not allowed in require=")
+    return compile(tree, "<require>", "eval")
+
+
+def _rx_require_namespace():  # type: ignore[no-untyped-def]
+    """Globals for evaluating require=: math, numpy and a few harmless builtins, nothing else."""
+    import builtins
+    import math
+
+    import numpy as np
+
+    return {
+        "__builtins__": {k: getattr(builtins, k) for k in _RX_REQUIRE_BUILTINS},
+        "math": math,
+        "np": np,
+        "numpy": np,
+    }
+
+
+def _rx_draw_inputs(specs, n, rng, require=None, min_rate=0.01, min_judged=1000):  # type: ignore[no-untyped-def]
+    """Draw `n` input rows (tuples in spec order) satisfying `require`, by rejection sampling.
+
+    Returns ``(rows, drawn, rejected)``; `rows` is None when fewer than `min_rate` of at least
+    `min_judged` draws passed (the caller reports it). Scalars are Python floats/ints, arrays numpy
+    arrays of the spec's shape. Draws come in rounds, each drawing every input's column in spec
+    order from `rng`, so the result depends only on (specs, n, seed, require).
+    """
+    specs = [_rx_spec(s) for s in specs]
+    names = [s[0] for s in specs]
+    code = _rx_compile_require(require, names) if require else None
+    namespace = _rx_require_namespace() if code is not None else None
+    rows = []
+    drawn = accepted_total = rejected = 0
+    while len(rows) < n:
+        need = n - len(rows)
+        if code is None:
+            m = need
+        else:
+            rate = accepted_total / drawn if drawn else 1.0
+            m = int(min(max(need / max(rate, min_rate) * 1.2 + 16, min_judged), 1_000_000))
+        columns = [_rx_column(rng, dist, args, (m, *shape)) for (_name, dist, args, shape) in specs]
+        # Python scalars for scalar inputs (as the user's code normally receives them).
+        values = [col.tolist() if not shape else col for col, (_n, _d, _a, shape) in zip(columns, specs)]
+        drawn += m
+        for i in range(m):
+            row = tuple(v[i] if not spec[3] else v[i].copy() for v, spec in zip(values, specs))
+            ok = True
+            if code is not None:
+                try:
+                    ok = bool(eval(code, namespace, dict(zip(names, row))))  # validated expression
+                except Exception:  # a predicate that fails on a draw rejects it
+                    ok = False
+            if ok:
+                accepted_total += 1
+                if len(rows) < n:
+                    rows.append(row)
+            elif len(rows) < n:
+                rejected += 1
+        if code is not None and drawn >= min_judged and accepted_total < min_rate * drawn:
+            return None, drawn, accepted_total
+    return rows, drawn, rejected
+
+
+def _rx_outputs(result, n_outputs):  # type: ignore[no-untyped-def]
+    """The region's result tuple as float64 arrays; raises TypeError/ValueError if it is not numbers."""
+    import numpy as np
+
+    if not isinstance(result, tuple) or len(result) != n_outputs:
+        raise TypeError(f"expected a tuple of {n_outputs} outputs")
+    arrays = []
+    for value in result:
+        array = np.array(value, dtype=np.float64)  # a copy: later mutation cannot change it
+        arrays.append(array)
+    return tuple(arrays)
+
+
+def _rx_call_rows(fn, rows, timeout, n_outputs):  # type: ignore[no-untyped-def]
+    """Call ``fn(*row)`` for each row; return one ``(status, outputs)`` per row.
+
+    status is 'ok' (outputs: a tuple of float64 arrays), 'raised', 'nonfinite' or 'timeout'
+    (outputs None). The time limit uses SIGALRM (re-armed every `timeout` seconds, so code that
+    swallows the first one is interrupted again) when this is the main thread of a Unix process;
+    elsewhere the caller must bound the run (regionx.sample runs chunks in a subprocess there).
+    """
+    import signal
+    import threading
+
+    import numpy as np
+
+    use_alarm = bool(timeout) and timeout > 0 and hasattr(signal, "setitimer") and (
+        threading.current_thread() is threading.main_thread()
+    )
+    armed = [False]
+
+    def on_alarm(signum, frame):  # type: ignore[no-untyped-def]
+        if armed[0]:
+            raise _RxTimeout()
+
+    previous = signal.signal(signal.SIGALRM, on_alarm) if use_alarm else None
+    results = []
+    try:
+        for row in rows:
+            # Fresh copies of array inputs: a region that mutates them must not alter our data.
+            args = [v.copy() if isinstance(v, np.ndarray) else v for v in row]
+            status = "ok"
+            outputs = None
+            try:
+                try:
+                    if use_alarm:
+                        armed[0] = True
+                        signal.setitimer(signal.ITIMER_REAL, timeout, timeout)
+                    result = fn(*args)
+                finally:
+                    if use_alarm:
+                        armed[0] = False
+                        signal.setitimer(signal.ITIMER_REAL, 0)
+                outputs = _rx_outputs(result, n_outputs)
+                if not all(np.all(np.isfinite(a)) for a in outputs):
+                    status, outputs = "nonfinite", None
+            except _RxTimeout:
+                status, outputs = "timeout", None
+            except Exception:
+                status, outputs = "raised", None
+            results.append((status, outputs))
+    finally:
+        if use_alarm:
+            armed[0] = False
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+    return results
+
+
+def _rx_assemble(rows, results, input_shapes):  # type: ignore[no-untyped-def]
+    """Flatten valid samples into X (n, d_in) and Y (n, d_out) float64 matrices.
+
+    `input_shapes` is the declared shape of each input (None: taken from the first row). The
+    output shapes are those of the first valid sample; a later sample whose input or output shapes
+    differ is dropped as 'shape'. Returns (X, Y, input_shapes, output_shapes, dropped, kept) where
+    `kept` lists the indices of the rows kept.
+    """
+    import numpy as np
+
+    dropped = {"raised": 0, "nonfinite": 0, "timeout": 0, "shape": 0}
+    in_shapes = list(input_shapes)
+    out_shapes = None
+    xs, ys, kept = [], [], []
+    for index, (row, (status, outputs)) in enumerate(zip(rows, results)):
+        if status != "ok":
+            dropped[status] = dropped.get(status, 0) + 1
+            continue
+        try:
+            x_parts = [np.asarray(v, dtype=np.float64) for v in row]
+        except (TypeError, ValueError):
+            dropped["shape"] += 1
+            continue
+        for k, part in enumerate(x_parts):
+            if in_shapes[k] is None:
+                in_shapes[k] = tuple(part.shape)
+        if any(tuple(p.shape) != tuple(s) for p, s in zip(x_parts, in_shapes)):
+            dropped["shape"] += 1
+            continue
+        shapes = [tuple(a.shape) for a in outputs]
+        if out_shapes is None:
+            out_shapes = shapes
+        elif shapes != out_shapes:
+            dropped["shape"] += 1
+            continue
+        xs.append(np.concatenate([p.reshape(-1) for p in x_parts]) if x_parts else np.zeros(0))
+        ys.append(np.concatenate([a.reshape(-1) for a in outputs]) if outputs else np.zeros(0))
+        kept.append(index)
+    in_shapes = [tuple(s) if s is not None else () for s in in_shapes]
+    out_shapes = out_shapes or []
+    d_in = sum(int(np.prod(s)) for s in in_shapes)
+    d_out = sum(int(np.prod(s)) for s in out_shapes)
+    X = np.array(xs, dtype=np.float64).reshape(len(xs), d_in)
+    Y = np.array(ys, dtype=np.float64).reshape(len(ys), d_out)
+    return X, Y, in_shapes, out_shapes, dropped, kept
+
+
+def _rx_time_per_call(fn, arg_rows, budget=1.0, max_rows=300):  # type: ignore[no-untyped-def]
+    """Median seconds per call of ``fn(*args)`` over repeated passes on up to `max_rows` rows.
+
+    Each pass calls `fn` once per row (Python call overhead included: that is what a surrogate
+    call replaces); the per-call mean of a pass is one measurement, and the median over passes is
+    returned. Passes are sized so the whole measurement takes about `budget` seconds.
+    """
+    import statistics
+    import time
+
+    import numpy as np
+
+    if not arg_rows:
+        return 0.0
+
+    def fresh(rows):  # type: ignore[no-untyped-def]
+        return [tuple(v.copy() if isinstance(v, np.ndarray) else v for v in r) for r in rows]
+
+    clock = time.perf_counter
+    probe = fresh(arg_rows[:1])[0]
+    start = clock()
+    fn(*probe)  # also a warm-up
+    single = max(clock() - start, 1e-7)
+    m = int(max(1, min(len(arg_rows), max_rows, budget / (5.0 * single))))
+    rows = arg_rows[:m]
+    batch = fresh(rows)
+    start = clock()
+    for args in batch:  # warm-up pass
+        fn(*args)
+    pass_time = max(clock() - start, 1e-7)
+    repeats = int(max(3, min(25, budget / pass_time)))
+    times = []
+    for _ in range(repeats):
+        batch = fresh(rows)
+        start = clock()
+        for args in batch:
+            fn(*args)
+        times.append((clock() - start) / len(batch))
+    return float(statistics.median(times))
+
+
+def _rx_main(ns, argv=None):  # type: ignore[no-untyped-def]
+    """``python harness.py --samples N --seed S --out data.npz``: a dataset from the harness alone.
+
+    `ns` is the harness module's namespace (region, INPUTS, OUTPUTS, REQUIRE, _RX_SPECS ...). The
+    file written has the layout of regionx.types.Dataset (X, Y, meta as JSON), so `regionx train`
+    accepts it. Returns the process exit status.
+    """
+    import argparse
+    import json
+    import os
+    import sys
+    import tempfile
+
+    import numpy as np
+
+    parser = argparse.ArgumentParser(description=f"regionx harness for region {ns['REGION_ID']!r}: sample input/output pairs")
+    parser.add_argument("--samples", "-n", type=int, default=1000, help="number of input draws (default 1000)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--out", "-o", default="data.npz", help="output .npz file (default data.npz)")
+    parser.add_argument("--timeout", type=float, default=10.0, help="seconds allowed per sample (default 10)")
+    args = parser.parse_args(argv)
+    specs = dict((s[0], s) for s in ns["_RX_SPECS"])
+    missing = [name for name in ns["INPUTS"] if name not in specs]
+    if missing:
+        print(f"error: no domain for input(s) {', '.join(missing)}", file=sys.stderr)
+        return 2
+    ordered = [specs[name] for name in ns["INPUTS"]]
+    try:
+        rows, drawn, rejected = _rx_draw_inputs(ordered, args.samples, np.random.default_rng(args.seed), ns["REQUIRE"])
+    except ValueError as exc:
+        print(f"error: bad require= predicate: {exc}", file=sys.stderr)
+        return 2
+    if rows is None:
+        print(f"error: require={ns['REQUIRE']!r} accepted {rejected} of {drawn} draws (< 1%)", file=sys.stderr)
+        return 1
+    results = _rx_call_rows(ns["region"], rows, args.timeout, len(ns["OUTPUTS"]))
+    X, Y, in_shapes, out_shapes, dropped, kept = _rx_assemble(rows, results, [tuple(s[3]) for s in ordered])
+    dropped = {"rejected": rejected, **dropped}
+    if not kept:
+        print(f"error: no valid samples (dropped: {dropped})", file=sys.stderr)
+        return 1
+    exact = ns.get("_RX_EXACT", ns["region"])
+    per_call = _rx_time_per_call(exact, [rows[i] for i in kept])
+    out_names = [("return" if o == "return" else o) for o in ns["OUTPUTS"]]
+    meta = {
+        "region_id": ns["REGION_ID"], "region_name": ns["REGION_NAME"], "source_path": ns["SOURCE_PATH"],
+        "source_sha256": ns["SOURCE_SHA256"],
+        "inputs": [{"name": n, "shape": list(s)} for n, s in zip(ns["INPUTS"], in_shapes)],
+        "outputs": [{"name": n, "shape": list(s)} for n, s in zip(out_names, out_shapes)],
+        "domain": dict(ns["DOMAIN"]), "seed": args.seed, "requested": args.samples, "dropped": dropped,
+        "exact_time_per_call": per_call, "tolerance": ns.get("TOLERANCE", 0.01), "metric": ns.get("METRIC", "rel"),
+        "accept": ns.get("ACCEPT"), "mode": "random", "regionx_version": ns.get("REGIONX_VERSION", ""),
+    }
+    directory = os.path.dirname(os.path.abspath(args.out))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".npz", dir=directory)
+    os.close(fd)
+    try:
+        np.savez(tmp, X=X, Y=Y, meta=np.array(json.dumps(meta)))
+        os.replace(tmp, args.out)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    print(f"{len(kept)} samples written to {args.out} (dropped: {dropped}; exact region {per_call * 1e6:.2f} us/call)")
+    return 0
+
+
+# The objects whose source every harness carries, in order.
+PORTABLE: tuple[Any, ...] = (
+    _RxTimeout,
+    _rx_spec,
+    _rx_column,
+    "_RX_REQUIRE_NODES",
+    "_RX_REQUIRE_BUILTINS",
+    _rx_compile_require,
+    _rx_require_namespace,
+    _rx_draw_inputs,
+    _rx_outputs,
+    _rx_call_rows,
+    _rx_assemble,
+    _rx_time_per_call,
+    _rx_main,
+)
+
+
+def portable_source() -> str:
+    """Source text of the portable sampler/runner, for regionx.extract to paste into a harness."""
+    parts = []
+    for obj in PORTABLE:
+        if isinstance(obj, str):
+            parts.append(f"{obj} = {globals()[obj]!r}\n")
+        else:
+            parts.append(inspect.getsource(obj))
+    return "\n\n".join(parts)
+
+
+# ================================================================================================
+# Public API
+# ================================================================================================
+
+
+class RequireTooStrict(Exception):
+    """require= accepted fewer than 1% of the draws."""
+
+    def __init__(self, accepted: int, drawn: int) -> None:
+        super().__init__(f"accepted {accepted} of {drawn} draws")
+        self.accepted = accepted
+        self.drawn = drawn
+
+
+def draw_inputs(specs: Sequence[DomainSpec], n: int, rng: np.random.Generator,
+                require: str | None = None) -> tuple[list[tuple[Any, ...]], int]:
+    """Draw `n` input rows from `specs` (in order) that satisfy `require`; return (rows, rejected).
+
+    The shared sampler: harnesses run the very same code. Each row is a tuple with one value per
+    spec: a Python float (int for integers/choice of ints) for a scalar, a numpy array of the
+    spec's shape otherwise. `integers(lo, hi)` includes both ends. Raises ValueError for an
+    invalid require= expression and RequireTooStrict when fewer than 1% of draws pass.
+    """
+    rows, drawn, third = _rx_draw_inputs(specs, n, rng, require, MIN_ACCEPT_RATE, MIN_JUDGED_DRAWS)
+    if rows is None:
+        raise RequireTooStrict(third, drawn)
+    return rows, third
+
+
+def exec_module(source: str, name: str, filename: str | None = None, sys_path: Sequence[str] = ()) -> types.ModuleType:
+    """Execute `source` as a new module called `name` (registered in sys.modules) and return it.
+
+    `sys_path` entries are appended to sys.path first, so the harness can import the user's own
+    modules that sit next to the source file.
+    """
+    for entry in sys_path:
+        if entry and entry not in sys.path:
+            sys.path.append(entry)
+    module = types.ModuleType(name)
+    module.__file__ = filename or f"<{name}>"
+    sys.modules[name] = module
+    try:
+        exec(compile(source, module.__file__, "exec"), module.__dict__)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+    return module
+
+
+# -- workers -------------------------------------------------------------------------------------
+
+# Worker-side cache: harness sha256 -> loaded module (a worker process runs many chunks).
+_HARNESSES: dict[str, types.ModuleType] = {}
+# Extra seconds before a chunk with no per-sample alarm is killed (interpreter and numpy start-up).
+_CHUNK_MARGIN = 60.0
+# Seconds of no progress at all (beyond the chunks' own limits) before the run gives up on them.
+_WATCHDOG_MARGIN = 60.0
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    """One task: rows to run through the harness."""
+
+    source: str
+    sys_path: tuple[str, ...]
+    rows: list[tuple[Any, ...]]
+    timeout: float
+    n_outputs: int
+
+
+@dataclass(frozen=True)
+class _ChunkResult:
+    results: list[tuple[str, tuple[np.ndarray, ...] | None]]
+    error: str | None = None  # the harness could not be loaded at all
+
+
+def _harness(source: str, sys_path: Sequence[str]) -> types.ModuleType:
+    key = hashlib.sha256(source.encode("utf-8")).hexdigest()
+    module = _HARNESSES.get(key)
+    if module is None:
+        module = exec_module(source, f"regionx_harness_{key[:16]}", f"<regionx harness {key[:12]}>", sys_path)
+        _HARNESSES[key] = module
+    return module
+
+
+def _run_chunk_inline(chunk: _Chunk) -> _ChunkResult:
+    try:
+        module = _harness(chunk.source, chunk.sys_path)
+    except BaseException as exc:  # the user's module-level code failed in the harness
+        return _ChunkResult([], f"harness failed to load: {type(exc).__name__}: {exc}")
+    return _ChunkResult(_rx_call_rows(module.region, chunk.rows, chunk.timeout, chunk.n_outputs))
+
+
+def _run_chunk(chunk: _Chunk) -> _ChunkResult:
+    """The task every executor runs: one chunk of samples.
+
+    In the main thread of a Unix process (a local worker process) samples are timed out by
+    SIGALRM. Elsewhere (a Dask worker thread, where signals cannot be used) the chunk runs in a
+    child interpreter, which can time out samples itself and which is killed if it overruns.
+    """
+    import signal
+
+    if hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread():
+        return _run_chunk_inline(chunk)
+    return _run_chunk_subprocess(chunk)
+
+
+def _package_root() -> str:
+    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _run_chunk_subprocess(chunk: _Chunk) -> _ChunkResult:
+    with tempfile.TemporaryDirectory(prefix="regionx-chunk-") as tmp:
+        task, result = os.path.join(tmp, "task.pkl"), os.path.join(tmp, "result.pkl")
+        with open(task, "wb") as handle:
+            pickle.dump(chunk, handle)
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join([_package_root(), *filter(None, [env.get("PYTHONPATH")])])
+        limit = chunk.timeout * max(1, len(chunk.rows)) * 1.5 + _CHUNK_MARGIN
+        code = "import sys; from regionx.sample import _subprocess_main; _subprocess_main(sys.argv[1], sys.argv[2])"
+        try:
+            subprocess.run([sys.executable, "-c", code, task, result], env=env, timeout=limit,
+                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
+        except subprocess.TimeoutExpired:
+            return _ChunkResult([("timeout", None)] * len(chunk.rows))
+        if not os.path.exists(result):
+            # The child died (a crash in native code, os._exit ...): every sample of it is lost.
+            return _ChunkResult([("raised", None)] * len(chunk.rows))
+        with open(result, "rb") as handle:
+            return pickle.load(handle)  # our own child's output, in our own temporary directory
+
+
+def _subprocess_main(task: str, result: str) -> None:
+    """Entry point of the child interpreter used by `_run_chunk_subprocess`."""
+    with open(task, "rb") as handle:
+        chunk = pickle.load(handle)
+    out = _run_chunk_inline(chunk)
+    with open(result + ".tmp", "wb") as handle:
+        pickle.dump(out, handle)
+    os.replace(result + ".tmp", result)
+
+
+def _split(n: int, parts: int) -> list[tuple[int, int]]:
+    """[start, stop) ranges of `parts` nearly equal chunks of range(n)."""
+    parts = max(1, min(parts, n))
+    bounds = [round(k * n / parts) for k in range(parts + 1)]
+    return [(bounds[k], bounds[k + 1]) for k in range(parts) if bounds[k + 1] > bounds[k]]
+
+
+def run_rows(source: str, rows: Sequence[tuple[Any, ...]], n_outputs: int, *, timeout: float = 10.0,
+             executor: str = "local", sys_path: Sequence[str] = (),
+             progress: Callable[[int, int], None] | None = None) -> tuple[list[tuple[str, Any]], str | None]:
+    """Run the harness `source`'s ``region`` on every row with `executor`; one (status, outputs) per row.
+
+    Rows are split into chunks (about four per worker) submitted as tasks; results go back in row
+    order, so the outcome does not depend on the executor or the chunking. A chunk whose task
+    fails (e.g. a worker process died) counts its rows as 'raised'; chunks that make no progress
+    for longer than their own time limits allow are abandoned as 'timeout'. Returns
+    (results, error) where `error` says why the harness could not run at all.
+    """
+    from regionx.executors import executor_workers, make_executor, parse_executor, shutdown_executor
+
+    total = len(rows)
+    results: list[tuple[str, Any]] = [("raised", None)] * total
+    if total == 0:
+        return results, None
+    kind, _ = parse_executor(executor)
+    # Local: no more processes than useful chunks (small runs start few workers).
+    pool = make_executor(executor, max_workers=max(1, total // 16) if kind == "local" else None)
+    workers = executor_workers(pool)
+    ranges = _split(total, workers * 4 if total >= 64 * workers else workers)
+    error: str | None = None
+    task_error: str | None = None
+    chunks_ok = 0
+    done_rows = 0
+    abandoned = False
+    try:
+        futures = {
+            pool.submit(_run_chunk, _Chunk(source, tuple(sys_path), list(rows[a:b]), timeout, n_outputs)): (a, b)
+            for a, b in ranges
+        }
+        pending = set(futures)
+        longest = max(b - a for a, b in ranges)
+        # No chunk may take longer than this (its samples' limits plus start-up); a wait this long
+        # without any chunk finishing means a worker is stuck where no alarm reaches it.
+        window = timeout * longest * 1.5 + _CHUNK_MARGIN + _WATCHDOG_MARGIN
+        while pending:
+            finished, pending = cf.wait(pending, timeout=window, return_when=cf.FIRST_COMPLETED)
+            if not finished:
+                for future in pending:
+                    a, b = futures[future]
+                    results[a:b] = [("timeout", None)] * (b - a)
+                abandoned = True
+                break
+            for future in finished:
+                a, b = futures[future]
+                try:
+                    out: _ChunkResult = future.result()
+                except Exception as exc:  # the task itself failed (a worker process died ...): its samples are lost
+                    out = _ChunkResult([("raised", None)] * (b - a))
+                    task_error = task_error or f"worker task failed: {type(exc).__name__}: {exc}".strip()
+                else:
+                    chunks_ok += 1
+                if out.error is not None:
+                    error = out.error
+                    out = _ChunkResult([("raised", None)] * (b - a))
+                results[a:b] = out.results
+                done_rows += b - a
+                if progress is not None:
+                    progress(done_rows, total)
+    finally:
+        shutdown_executor(pool, kill=abandoned)
+    if error is None and chunks_ok == 0 and task_error is not None:
+        error = task_error  # no task ran at all: say why rather than report every sample as raised
+    return results, error
+
+
+# -- sample_region -------------------------------------------------------------------------------
+
+
+def _line(region: Region) -> tuple[int, int]:
+    if region.pragma is not None:
+        return region.pragma.line, region.pragma.col
+    return region.start_line, max(1, region.col)
+
+
+def _observe(path: str, region: Region, command: str, cap: int, seed: int,
+             specs: dict[str, DomainSpec]) -> tuple[list[tuple[Any, ...]], list[dx.Diagnostic], dict[str, Any]]:
+    """Rows of input values the region saw in a real run of `command` (at most `cap`, reservoir-sampled)."""
+    from regionx.instrument import run_instrumented
+
+    line, col = _line(region)
+    run = run_instrumented(command, {path: [region]}, mode="observe", extra={"cap": cap, "seed": seed})
+    if run.diagnostics:
+        return [], list(run.diagnostics), {}
+    record = run.regions.get(region.id, {})
+    samples = record.get("samples", [])
+    info = {"observed_calls": int(record.get("calls", 0)), "observed_unconvertible": int(record.get("unconvertible", 0)),
+            "observe_returncode": run.returncode}
+    if not samples:
+        why = (run.error or f"exit status {run.returncode}") if not run.ok else "the run never entered the region"
+        tail = run.stderr.strip().splitlines()[-1:] if run.stderr.strip() else []
+        detail = f"{command!r}: {why}" + (f" ({tail[0]})" if tail and tail[0] not in why else "")
+        return [], [dx.make("RX306", path, line, col, detail=detail)], info
+    rows = []
+    for sample in samples:
+        row = []
+        for name in region.inputs:
+            value = sample[name]
+            spec = specs.get(name)
+            integral = spec is not None and (spec.dist == "integers" or (
+                spec.dist == "choice" and all(isinstance(v, int) for v in spec.args[0])))
+            # The hook records numbers as floats and arrays as nested lists: restore ints and arrays.
+            if isinstance(value, list):
+                value = np.asarray(value, dtype=np.int64 if integral else np.float64)
+            elif integral and float(value).is_integer():
+                value = int(value)
+            row.append(value)
+        rows.append(tuple(row))
+    return rows, [], info
+
+
+def sample_region(text: str, path: str, region: Region, *, n: int = 10000, seed: int = 0,
+                  domains: dict[str, DomainSpec] | None = None, timeout: float = 10.0, executor: str = "local",
+                  observe: str | None = None, mix: float = 0.0,
+                  progress: Callable[[int, int], None] | None = None) -> tuple[StageResult, Dataset | None]:
+    """Sample input/output pairs of `region` (of source `text` at `path`) into a Dataset.
+
+    Inputs: `n` random draws from the pragma's domains (`domains` overrides them by input name),
+    rejection-sampled on require=; or, with `observe` (a command line such as
+    ``"python app.py args"``), the input values a real run of the program passes to the region
+    (at most n), of which a fraction `mix` is replaced by random draws. Outputs: the extracted
+    harness run in `executor` worker processes with a per-sample `timeout`. Deterministic for a
+    given seed. The dataset is returned, not saved (``Dataset.save`` writes it atomically).
+
+    Diagnostics: RX006 bad option, RX108 invalid require=, RX301 region cannot be extracted,
+    RX302 require= too strict, RX303 an input without a domain, RX304 a --domain for a name that
+    is not an input, RX305 no valid samples, RX306 the observed run failed.
+    """
+    from regionx.analysis import region_sha256
+    from regionx.executors import ExecutorError, executor_workers
+    from regionx.extract import extract_region
+
+    line, col = _line(region)
+
+    def fail(*diags: dx.Diagnostic, data: dict[str, Any] | None = None) -> tuple[StageResult, None]:
+        return StageResult(status="failed", region_id=region.id, diagnostics=tuple(diags), data=data or {}), None
+
+    if n < 1:
+        return fail(dx.make("RX006", path, detail=f"--samples must be at least 1, got {n}"))
+    if not (timeout > 0 and math.isfinite(timeout)):
+        return fail(dx.make("RX006", path, detail=f"--timeout must be a positive number of seconds, got {timeout}"))
+    if not 0.0 <= mix <= 1.0:
+        return fail(dx.make("RX006", path, detail=f"--mix must be between 0 and 1, got {mix}"))
+    try:
+        executor_workers(executor)
+    except ExecutorError as exc:
+        return fail(dx.make("RX006", path, detail=str(exc)))
+
+    extracted = extract_region(text, path, region)
+    if not extracted.ok:
+        return fail(*extracted.diagnostics)
+    harness: str = extracted.data["harness"]
+
+    # Domains: the pragma's, then overrides.
+    overrides = dict(domains or {})
+    for name in overrides:
+        if name not in region.inputs:
+            return fail(dx.make("RX304", path, line, col, spec=f"{name}={overrides[name].text}",
+                                detail=f"{name!r} is not an input of region {region.id!r} (inputs: {', '.join(region.inputs)})"))
+    specs: dict[str, DomainSpec] = {}
+    for name in region.inputs:
+        spec = overrides.get(name) or (region.pragma.domain(name) if region.pragma is not None else None)
+        if spec is not None:
+            specs[name] = spec
+
+    if observe is not None and mix < 1.0:
+        n_random = int(round(n * mix))
+        n_observed = n - n_random
+        mode = "mixed" if n_random > 0 else "observe"
+    else:
+        n_random, n_observed, mode = n, 0, "random"
+
+    require = region.pragma.require if region.pragma is not None else None
+    rejected = 0
+    random_rows: list[tuple[Any, ...]] = []
+    if n_random > 0:
+        for name in region.inputs:
+            if name not in specs:
+                return fail(dx.make("RX303", path, line, col, name=name, region=region.id))
+        ordered = [specs[name] for name in region.inputs]
+        try:
+            random_rows, rejected = draw_inputs(ordered, n_random, np.random.default_rng(seed), require)
+        except RequireTooStrict as exc:
+            return fail(dx.make("RX302", path, line, col, require=require, accepted=exc.accepted, drawn=exc.drawn))
+        except ValueError as exc:
+            return fail(dx.make("RX108", path, line, col, key="require", detail=str(exc)))
+
+    data: dict[str, Any] = {"mode": mode}
+    observed_rows: list[tuple[Any, ...]] = []
+    if n_observed > 0:
+        assert observe is not None
+        observed_rows, diags, info = _observe(path, region, observe, n_observed, seed, specs)
+        data.update(info)
+        if diags:
+            return fail(*diags, data=data)
+
+    rows = observed_rows + random_rows
+    source_dir = os.path.dirname(os.path.abspath(path))
+    results, error = run_rows(harness, rows, len(region.outputs), timeout=timeout, executor=executor,
+                              sys_path=(source_dir,), progress=progress)
+    if error is not None:
+        return fail(dx.make("RX301", path, line, col, region=region.id, detail=error))
+    declared = [specs[name].shape if name in specs else None for name in region.inputs]
+    X, Y, in_shapes, out_shapes, dropped, kept = _rx_assemble(rows, results, declared)
+    dropped = {"rejected": rejected, **dropped}
+    data.update({"requested": n, "valid": len(kept), "dropped": dict(dropped), "observed": len(observed_rows),
+                 "random": len(random_rows)})
+    if not kept:
+        detail = f"all {len(rows)} samples were dropped ({', '.join(f'{k}: {v}' for k, v in dropped.items() if v)})"
+        return fail(dx.make("RX305", path, line, col, detail=detail), data=data)
+
+    # The exact region's cost per call, in this process, on valid inputs.
+    module = exec_module(harness, f"regionx_timing_{hashlib.sha256(harness.encode()).hexdigest()[:16]}",
+                         "<regionx harness>", (source_dir,))
+    exact = getattr(module, "_RX_EXACT", module.region)
+    per_call = _rx_time_per_call(exact, [rows[i] for i in kept])
+    sys.modules.pop(module.__name__, None)
+    data["exact_time_per_call"] = per_call
+
+    pragma = region.pragma
+    meta = DatasetMeta(
+        region_id=region.id,
+        region_name=region.name,
+        source_path=path,
+        source_sha256=region_sha256(text, region),
+        inputs=tuple(VarSpec(name, tuple(shape)) for name, shape in zip(region.inputs, in_shapes)),
+        outputs=tuple(VarSpec(name, tuple(shape)) for name, shape in zip(region.outputs, out_shapes)),
+        domain={name: spec.text for name, spec in specs.items()},
+        seed=seed,
+        requested=n,
+        dropped=dict(dropped),
+        exact_time_per_call=per_call,
+        tolerance=pragma.tolerance if pragma is not None and pragma.tolerance is not None else DEFAULT_TOLERANCE,
+        metric=pragma.metric if pragma is not None and pragma.metric is not None else DEFAULT_METRIC,
+        accept=pragma.accept if pragma is not None else None,
+        mode=mode,
+        regionx_version=__version__,
+    )
+    return StageResult(status="ok", region_id=region.id, data=data), Dataset(X=X, Y=Y, meta=meta)
+
+
+def dataset_info(path: str) -> dict[str, Any]:
+    """A summary of a saved dataset for ``regionx sample --info``: sizes, columns and their ranges.
+
+    Raises OSError/KeyError/ValueError for a missing or invalid file.
+    """
+    dataset = Dataset.load(path)
+    meta = dataset.meta
+    X, Y = dataset.X, dataset.Y
+    in_cols = [c for v in meta.inputs for c in v.columns()]
+    out_cols = [c for v in meta.outputs for c in v.columns()]
+    if X.shape[1] != len(in_cols) or Y.shape[1] != len(out_cols) or X.shape[0] != Y.shape[0]:
+        raise ValueError(f"arrays X{X.shape} / Y{Y.shape} do not match the recorded interface")
+
+    def columns(names: list[str], M: np.ndarray) -> list[dict[str, Any]]:
+        out = []
+        for k, name in enumerate(names):
+            col = M[:, k]
+            empty = col.size == 0
+            out.append({"name": name, "min": None if empty else float(col.min()), "max": None if empty else float(col.max()),
+                        "mean": None if empty else float(col.mean()), "std": None if empty else float(col.std())})
+        return out
+
+    return {
+        "path": path,
+        "rows": int(X.shape[0]),
+        "region_id": meta.region_id,
+        "region_name": meta.region_name,
+        "source_path": meta.source_path,
+        "mode": meta.mode,
+        "seed": meta.seed,
+        "requested": meta.requested,
+        "dropped": dict(meta.dropped),
+        "exact_time_per_call": meta.exact_time_per_call,
+        "inputs": columns(in_cols, X),
+        "outputs": columns(out_cols, Y),
+        "meta": meta.to_json(),
+    }

@@ -1,0 +1,544 @@
+"""`regionx train`: performance-driven topology search (the paper's section V, Tables II/III).
+
+For every candidate topology (hidden-layer widths + activation) a small dense network is trained
+with Keras (TensorFlow backend) on normalised data; each trained network is compiled to the
+numpy-only surrogate module (regionx.compile), and that compiled module — the thing that will
+actually run — is measured on the held-out test split: accuracy within the tolerance, L2 loss,
+mean/max error, time per scalar call and per batch element.
+
+Selection is performance-driven as in the paper: among the topologies whose accuracy reaches
+`target`, the FASTEST compiled surrogate wins. "Fastest" is by time per scalar call by default
+(`select_by="call"`), since the rewriter's default replacement is one predict_one call per
+region execution; pass ``select_by="batch"`` when the rewriter will hoist the region into a
+batched predict. Timings within `TIE_BAND` (5%) of the fastest are treated as a tie (timer noise),
+and a tie goes to the most accurate, then to the earlier topology in the list — so a fixed seed
+gives the same choice on the same machine.
+
+TensorFlow/Keras are imported only inside functions: ``import regionx.train`` is cheap.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from regionx import compile as rxcompile
+from regionx.diagnostics import Diagnostic, make
+from regionx.types import REL_FLOOR, Dataset, Manifest, StageResult, TopologyResult
+
+Topology = tuple[tuple[int, ...], str]
+
+_PAPER_HIDDEN: tuple[tuple[int, ...], ...] = ((3,), (5,), (8,), (3, 2), (5, 3), (8, 5), (5, 3, 2), (8, 5, 3), (11, 8, 5))
+_EXTRA_HIDDEN: tuple[tuple[int, ...], ...] = ((16,), (32,), (32, 32), (64, 64))
+# The paper's hidden layers (Table II) plus a few wider ones, each with tanh and relu.
+DEFAULT_TOPOLOGIES: list[Topology] = [(h, act) for h in _PAPER_HIDDEN + _EXTRA_HIDDEN for act in ("tanh", "relu")]
+
+HIDDEN_ACTIVATIONS = ("tanh", "relu", "sigmoid", "linear")
+DEFAULT_ACTIVATION = "tanh"
+SPLIT = (0.70, 0.15, 0.15)  # train / validation / test
+MIN_SAMPLES = 20
+LEARNING_RATE = 1e-2  # Adam; halved on plateaus. Tiny tanh nets converge far too slowly at 1e-3
+EARLY_STOP_PATIENCE = 25  # epochs without val-loss improvement before stopping (best weights restored)
+LR_PATIENCE = 10  # epochs without improvement before halving the learning rate
+TIE_BAND = 0.05
+BATCH_ROWS = 4096  # rows of the batch used to time predict()
+CALL_ROWS = 256  # distinct test rows cycled through when timing predict_one()
+
+ProgressFn = Callable[[str, int, int], None]
+
+
+# --------------------------------------------------------------------------- topology specs
+
+
+def parse_topologies(spec: str) -> list[Topology]:
+    """Parse a topology list such as ``"5,3;8,5"``, ``"5x3:relu;8"`` or ``"default"``.
+
+    Entries are separated by ``;``; an entry is hidden-layer widths separated by ``,`` or ``x``,
+    optionally followed by ``:ACTIVATION`` (tanh, relu, sigmoid, linear; several may be joined
+    with ``|``, e.g. ``8,5:tanh|relu``). Without an activation an entry uses tanh. ``default``
+    expands to DEFAULT_TOPOLOGIES. Raises ValueError with a readable message on bad input
+    (the CLI reports it as RX403).
+    """
+    result: list[Topology] = []
+    entries = [e.strip() for e in spec.split(";")]
+    if not any(entries):
+        raise ValueError("empty topology list")
+    for entry in entries:
+        if not entry:
+            continue
+        if entry.lower() == "default":
+            result.extend(DEFAULT_TOPOLOGIES)
+            continue
+        widths_text, _, acts_text = entry.partition(":")
+        widths: list[int] = []
+        for tok in widths_text.replace("x", ",").replace("X", ",").split(","):
+            tok = tok.strip()
+            if not tok:
+                raise ValueError(f"empty layer width in {entry!r}")
+            try:
+                w = int(tok)
+            except ValueError:
+                raise ValueError(f"layer width {tok!r} in {entry!r} is not an integer") from None
+            if w < 1:
+                raise ValueError(f"layer width {w} in {entry!r} must be at least 1")
+            widths.append(w)
+        acts = [a.strip().lower() for a in acts_text.split("|")] if acts_text.strip() else [DEFAULT_ACTIVATION]
+        for act in acts:
+            if act not in HIDDEN_ACTIVATIONS:
+                raise ValueError(f"unknown activation {act!r} in {entry!r}; expected one of {', '.join(HIDDEN_ACTIVATIONS)}")
+            topo = (tuple(widths), act)
+            if topo not in result:
+                result.append(topo)
+    return result
+
+
+def topology_label(hidden: Sequence[int], activation: str) -> str:
+    """Same text as TopologyResult.label, e.g. ``5x3 tanh``."""
+    return "x".join(str(h) for h in hidden) + f" {activation}"
+
+
+# --------------------------------------------------------------------------- TensorFlow
+
+
+def _import_keras() -> tuple[Any, Any]:
+    """Import keras + tensorflow quietly (C++ and absl start-up output suppressed); ImportError if missing."""
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    os.environ["KERAS_BACKEND"] = "tensorflow"
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+    import sys
+
+    if "keras" in sys.modules and "tensorflow" in sys.modules:
+        return sys.modules["keras"], sys.modules["tensorflow"]
+    # TF writes start-up noise straight to fd 2; hide it for the duration of the import only.
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import tensorflow as tf
+        import keras
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+    try:
+        import absl.logging
+
+        absl.logging.set_verbosity(absl.logging.ERROR)
+    except ImportError:  # pragma: no cover - absl ships with TF
+        pass
+    tf.get_logger().setLevel("ERROR")
+    return keras, tf
+
+
+def _train_topology(task: dict[str, Any], progress: ProgressFn | None = None) -> dict[str, Any]:
+    """Train one topology quietly (Keras' own numpy-2 DeprecationWarnings are not the user's business)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return _train_topology_inner(task, progress)
+
+
+def _train_topology_inner(task: dict[str, Any], progress: ProgressFn | None = None) -> dict[str, Any]:
+    """Train one topology (runs in-process or in an executor worker; `task` is picklable).
+
+    Returns the trained layers (W, b, activation) in normalised units, the training time,
+    optimizer steps, epochs run, and the saved Keras model (.keras file bytes).
+    """
+    keras, tf = _import_keras()
+    hidden, activation = tuple(task["hidden"]), task["activation"]
+    label = topology_label(hidden, activation)
+    seed = int(task["seed"])
+    keras.utils.set_random_seed(seed)
+    try:  # deterministic kernels; only possible/needed once per process
+        tf.config.experimental.enable_op_determinism()
+    except Exception:  # pragma: no cover - depends on TF version/state
+        pass
+    Xtr, Ytr, Xva, Yva = (np.asarray(task[k], dtype=np.float32) for k in ("Xtr", "Ytr", "Xva", "Yva"))
+    d_in, d_out = Xtr.shape[1], Ytr.shape[1]
+    model = keras.Sequential(name="regionx_" + "x".join(map(str, hidden)) + "_" + activation)
+    model.add(keras.Input(shape=(d_in,)))
+    for width in hidden:
+        model.add(keras.layers.Dense(width, activation=activation))
+    model.add(keras.layers.Dense(d_out, activation="linear"))
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=float(task["learning_rate"])), loss="mse",
+                  steps_per_execution=8)
+    batch = int(task["batch_size"])
+    # tf.data is ~3x faster per epoch than numpy input for these tiny models.
+    train_ds = (tf.data.Dataset.from_tensor_slices((Xtr, Ytr))
+                .shuffle(len(Xtr), seed=seed, reshuffle_each_iteration=True).batch(batch))
+    val_ds = tf.data.Dataset.from_tensor_slices((Xva, Yva)).batch(4096)
+    epochs = int(task["epochs"])
+    callbacks: list[Any] = [
+        keras.callbacks.EarlyStopping(monitor="val_loss", patience=int(task["patience"]), restore_best_weights=True),
+        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=LR_PATIENCE, min_lr=1e-5, verbose=0),
+    ]
+    if progress is not None:
+        callbacks.append(keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: progress(label, epoch + 1, epochs)))
+    t0 = time.perf_counter()
+    history = model.fit(train_ds, validation_data=val_ds, epochs=epochs, verbose=0, shuffle=False, callbacks=callbacks)
+    train_time = time.perf_counter() - t0
+    if progress is not None:
+        progress(label, epochs, epochs)
+    # Return the saved model's bytes rather than a path: a remote (dask) worker's disk is not ours.
+    with tempfile.TemporaryDirectory(prefix="regionx-model-") as tmp:
+        model_file = os.path.join(tmp, "model.keras")
+        model.save(model_file)
+        with open(model_file, "rb") as fh:
+            model_bytes = fh.read()
+    val_losses = [float(v) for v in history.history.get("val_loss", [])]
+    return {
+        "hidden": hidden,
+        "activation": activation,
+        "layers": rxcompile.keras_layers(model),
+        "train_time": train_time,
+        "steps": int(model.optimizer.iterations.numpy()),
+        "epochs": len(history.history.get("loss", [])),
+        "best_val_loss": min(val_losses) if val_losses else float("nan"),
+        "model_bytes": model_bytes,
+    }
+
+
+# --------------------------------------------------------------------------- metrics and selection
+
+
+def error_metrics(pred: np.ndarray, exact: np.ndarray, metric: str, tolerance: float) -> dict[str, float]:
+    """L2 loss (MSE, original units), mean/max error under `metric` and accuracy within `tolerance`.
+
+    "rel" is |pred - exact| / max(|exact|, REL_FLOOR); "abs" is |pred - exact|. A point counts
+    as accurate when every one of its outputs is within tolerance; NaN predictions never are.
+    """
+    pred = np.asarray(pred, dtype=np.float64).reshape(exact.shape)
+    diff = np.abs(pred - exact)
+    err = diff / np.maximum(np.abs(exact), REL_FLOOR) if metric == "rel" else diff
+    err = np.where(np.isfinite(err), err, np.inf)
+    with np.errstate(over="ignore", invalid="ignore"):
+        mse = float(np.mean((pred - exact) ** 2)) if exact.size else float("nan")
+    return {
+        "loss": mse if math.isfinite(mse) else float("inf"),
+        "mean_error": float(np.mean(err)) if err.size else float("nan"),
+        "max_error": float(np.max(err)) if err.size else float("nan"),
+        "accuracy": float(np.mean(np.all(err <= tolerance, axis=1))) if err.size else 0.0,
+    }
+
+
+def select_topology(rows: Sequence[TopologyResult], target: float, *, by: str = "call",
+                    tie_band: float = TIE_BAND) -> int | None:
+    """Index of the fastest row with accuracy >= `target` (None if there is none).
+
+    `by` is "call" (time_per_call) or "batch" (time_per_element). Rows within `tie_band` of the
+    fastest time are tied; a tie goes to the higher accuracy, then to the lower index.
+    """
+    if by not in ("call", "batch"):
+        raise ValueError(f"select_by must be 'call' or 'batch', not {by!r}")
+    ok = [i for i, r in enumerate(rows) if r.accuracy >= target]
+    if not ok:
+        return None
+
+    def t(i: int) -> float:
+        return rows[i].time_per_call if by == "call" else rows[i].time_per_element
+
+    fastest = min(t(i) for i in ok)
+    tied = [i for i in ok if t(i) <= fastest * (1.0 + tie_band)]
+    return min(tied, key=lambda i: (-rows[i].accuracy, i))
+
+
+def best_row(rows: Sequence[TopologyResult]) -> int | None:
+    """Index of the most accurate row (ties: lower loss, then earlier)."""
+    if not rows:
+        return None
+    return min(range(len(rows)), key=lambda i: (-rows[i].accuracy, rows[i].loss, i))
+
+
+# --------------------------------------------------------------------------- reports
+
+
+def _fmt_us(seconds: float) -> str:
+    return f"{seconds * 1e6:.3g}" if seconds > 0 else "-"
+
+
+def render_report_md(report: dict[str, Any]) -> str:
+    """report.md: a table shaped like the paper's Tables II/III plus the dataset and the choice."""
+    ds = report["dataset"]
+    d_in, d_out = ds["d_in"], ds["d_out"]
+    lines = [
+        f"# regionx train: {report['region_name']}",
+        "",
+        f"Region `{report['region_id']}` of `{ds['source_path']}`; {ds['n']} samples "
+        f"(train/validation/test {ds['n_train']}/{ds['n_val']}/{ds['n_test']}), inputs "
+        f"{', '.join(ds['input_columns'])} -> outputs {', '.join(ds['output_columns'])}.",
+        f"Tolerance {report['tolerance']:g} ({report['metric']}), target {report['target']:.1%} of test points; "
+        f"exact region {_fmt_us(ds['exact_time_per_call'])} us per call; seed {report['seed']}; "
+        f"selection: fastest per {'call' if report['select_by'] == 'call' else 'batch element'} among topologies meeting the target.",
+        "",
+        "| Model topology | Activation | Training time (s) | Training steps | Epochs | L2 loss | "
+        "Time per call (us) | Time per batch element (us) | Mean error | Max error | "
+        "Accuracy within tolerance | Speedup per call | Speedup batch | |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for row in report["rows"]:
+        topo = "x".join(str(v) for v in [d_in, *row["hidden"], d_out])
+        mark = "**chosen**" if row.get("chosen") else ("meets target" if row["meets_target"] else "")
+        lines.append(
+            f"| {topo} | {row['activation']} | {row['train_time']:.2f} | {row['steps']:,} | {row['epochs']} | "
+            f"{row['loss']:.3g} | {_fmt_us(row['time_per_call'])} | {_fmt_us(row['time_per_element'])} | "
+            f"{row['mean_error']:.3g} | {row['max_error']:.3g} | {row['accuracy']:.1%} | "
+            f"{row['speedup_call']:.2f}x | {row['speedup_batch']:.2f}x | {mark} |"
+        )
+    lines.append("")
+    chosen = report.get("chosen")
+    if chosen:
+        lines.append(f"Chosen: **{chosen['label']}** — accuracy {chosen['accuracy']:.1%}, "
+                     f"{_fmt_us(chosen['time_per_call'])} us per call ({chosen['speedup_call']:.2f}x), "
+                     f"{_fmt_us(chosen['time_per_element'])} us per batch element ({chosen['speedup_batch']:.2f}x).")
+    else:
+        best = report.get("best")
+        lines.append(f"No topology reached the target. Best: {best['label']} with accuracy {best['accuracy']:.1%}."
+                     if best else "No topology was trained.")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def _write_json(path: str, data: Any) -> None:
+    rxcompile.atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+# --------------------------------------------------------------------------- the stage
+
+
+def _invalid(dataset_path: str, region_id: str, detail: str) -> StageResult:
+    return StageResult(status="failed", region_id=region_id, diagnostics=(make("RX307", dataset_path, detail=detail),))
+
+
+def _split(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Seeded 70/15/15 index split with at least one row in validation and test."""
+    perm = np.random.default_rng(seed).permutation(n)
+    n_val = max(1, int(round(n * SPLIT[1])))
+    n_test = max(1, int(round(n * SPLIT[2])))
+    n_train = n - n_val - n_test
+    return perm[:n_train], perm[n_train:n_train + n_val], perm[n_train + n_val:]
+
+
+def _scale(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mean = a.mean(axis=0)
+    std = a.std(axis=0)
+    std = np.where(std > 1e-12 * np.maximum(1.0, np.abs(mean)), std, 1.0)  # constant column: identity scale
+    return mean, std
+
+
+def train_dataset(
+    dataset: Dataset,
+    out_dir: str,
+    *,
+    topologies: list[Topology] | None = None,
+    tolerance: float | None = None,
+    metric: str | None = None,
+    target: float = 0.99,
+    epochs: int = 200,
+    seed: int = 0,
+    batch_size: int = 64,
+    executor: concurrent.futures.Executor | None = None,
+    progress: ProgressFn | None = None,
+    select_by: str = "call",
+    learning_rate: float = LEARNING_RATE,
+    patience: int = EARLY_STOP_PATIENCE,
+) -> StageResult:
+    """Train every topology on `dataset`, compile and measure each, keep the fastest accurate one.
+
+    Writes into `out_dir`: report.json and report.md (always, every topology), and on success
+    manifest.json, model.keras, surrogate_<name>.py and weights.npz of the chosen topology.
+    `tolerance`/`metric` default to the dataset's (the region pragma's). With an `executor`, one
+    task per topology is submitted (the worker must be able to import TensorFlow; use a
+    spawn/forkserver process pool, never fork after TensorFlow is loaded); timing always runs in
+    this process after training finishes. `progress(label, done, total)` is called after every
+    epoch of sequential training (done = epochs so far, total = max epochs) and once with
+    done == total when a topology finishes.
+
+    Returns StageResult: "ok" with artifacts {'manifest', 'module', 'report_md', 'report_json',
+    'model', 'weights'}; "failed" with RX401 (no topology met `target`; reports still written),
+    RX307 (unusable dataset), RX402 (TensorFlow unavailable) or RX403 (bad topology list).
+    data = {'rows': [TopologyResult.to_json() + {'chosen': bool}], 'chosen': row or None, 'best': row or None, ...}.
+    """
+    from regionx import __version__
+
+    meta = dataset.meta
+    src = meta.source_path or "<dataset>"
+    tolerance = float(meta.tolerance if tolerance is None else tolerance)
+    metric = meta.metric if metric is None else metric
+    topologies = list(DEFAULT_TOPOLOGIES if topologies is None else topologies)
+
+    # ---- validate inputs (user errors become diagnostics) ----
+    if metric not in ("rel", "abs"):
+        return StageResult("failed", meta.region_id, (make("RX006", src, detail=f"metric must be 'rel' or 'abs', not {metric!r}"),))
+    if not (tolerance > 0 and math.isfinite(tolerance)):
+        return StageResult("failed", meta.region_id, (make("RX006", src, detail=f"tolerance must be positive, not {tolerance!r}"),))
+    if not (0.0 < target <= 1.0):
+        return StageResult("failed", meta.region_id, (make("RX006", src, detail=f"target must be in (0, 1], not {target!r}"),))
+    if epochs < 1 or batch_size < 1:
+        return StageResult("failed", meta.region_id, (make("RX006", src, detail="epochs and batch size must be at least 1"),))
+    if select_by not in ("call", "batch"):
+        return StageResult("failed", meta.region_id, (make("RX006", src, detail=f"select_by must be 'call' or 'batch', not {select_by!r}"),))
+    if not topologies:
+        return StageResult("failed", meta.region_id, (make("RX403", src, spec="", detail="no topologies given"),))
+    for hidden, act in topologies:
+        if not hidden or any(int(w) < 1 for w in hidden) or act not in HIDDEN_ACTIVATIONS:
+            return StageResult("failed", meta.region_id, (make("RX403", src, spec=topology_label(hidden, act),
+                                                               detail=f"widths must be >= 1 and activation one of {', '.join(HIDDEN_ACTIVATIONS)}"),))
+    X = np.asarray(dataset.X, dtype=np.float64)
+    Y = np.asarray(dataset.Y, dtype=np.float64)
+    d_in = sum(v.size for v in meta.inputs)
+    d_out = sum(v.size for v in meta.outputs)
+    if X.ndim != 2 or Y.ndim != 2 or X.shape[0] != Y.shape[0]:
+        return _invalid(src, meta.region_id, f"X {X.shape} and Y {Y.shape} must be 2-D with the same number of rows")
+    if X.shape[1] != d_in or Y.shape[1] != d_out:
+        return _invalid(src, meta.region_id, f"X/Y have {X.shape[1]}/{Y.shape[1]} columns but the interface has {d_in}/{d_out}")
+    if X.shape[0] < MIN_SAMPLES:
+        return _invalid(src, meta.region_id, f"{X.shape[0]} samples; at least {MIN_SAMPLES} are needed to train and test")
+    if not (np.all(np.isfinite(X)) and np.all(np.isfinite(Y))):
+        return _invalid(src, meta.region_id, "X or Y holds NaN or infinite values")
+
+    # ---- split and normalise ----
+    tr, va, te = _split(X.shape[0], seed)
+    x_mean, x_scale = _scale(X[tr])
+    y_mean, y_scale = _scale(Y[tr])
+    lower = X[tr].min(axis=0)
+    upper = X[tr].max(axis=0)
+    Xn = (X - x_mean) / x_scale
+    Yn = (Y - y_mean) / y_scale
+
+    if executor is None:
+        try:
+            _import_keras()
+        except ImportError as exc:
+            return StageResult("failed", meta.region_id, (make("RX402", src, detail=f"{exc}; install regionx[train]"),))
+    else:
+        import importlib.util
+
+        if importlib.util.find_spec("tensorflow") is None or importlib.util.find_spec("keras") is None:
+            return StageResult("failed", meta.region_id, (make("RX402", src, detail="tensorflow/keras not installed; install regionx[train]"),))
+
+    os.makedirs(out_dir, exist_ok=True)
+    work = tempfile.mkdtemp(prefix=".regionx-train-", dir=out_dir)
+    try:
+        tasks = [{
+            "hidden": tuple(int(w) for w in hidden), "activation": act, "seed": seed, "epochs": epochs,
+            "batch_size": batch_size, "learning_rate": learning_rate, "patience": patience,
+            "Xtr": Xn[tr].astype(np.float32), "Ytr": Yn[tr].astype(np.float32),
+            "Xva": Xn[va].astype(np.float32), "Yva": Yn[va].astype(np.float32),
+        } for hidden, act in topologies]
+
+        # ---- train (all of it before any timing, so timings are not disturbed by training) ----
+        trained: list[dict[str, Any]] = []
+        try:
+            if executor is None:
+                for task in tasks:
+                    trained.append(_train_topology(task, progress))
+            else:
+                futures = [executor.submit(_train_topology, task) for task in tasks]
+                for fut, task in zip(futures, tasks):
+                    trained.append(fut.result())
+                    if progress is not None:
+                        progress(topology_label(task["hidden"], task["activation"]), epochs, epochs)
+        except ImportError as exc:
+            return StageResult("failed", meta.region_id, (make("RX402", src, detail=str(exc)),))
+
+        # ---- compile + measure every topology on the test split ----
+        rows: list[TopologyResult] = []
+        call_rows = rxcompile.call_args(X[te][:CALL_ROWS], meta.inputs)
+        for i, res in enumerate(trained):
+            sub = os.path.join(work, f"topology_{i}")
+            path = rxcompile.compile_model(res["layers"], x_mean, x_scale, y_mean, y_scale, region_name=meta.region_name,
+                                           inputs=meta.inputs, outputs=meta.outputs, lower=lower, upper=upper, out_dir=sub)
+            module = rxcompile.load_module(path)
+            m = error_metrics(module.predict(X[te]), Y[te], metric, tolerance)
+            t_call = rxcompile.time_per_call(module.predict_one, call_rows, repeats=5)
+            t_elem = rxcompile.time_per_element(module.predict, X[te], rows=BATCH_ROWS, repeats=5)
+            rows.append(TopologyResult(
+                hidden=tuple(res["hidden"]), activation=res["activation"], train_time=float(res["train_time"]),
+                steps=int(res["steps"]), epochs=int(res["epochs"]), loss=m["loss"], mean_error=m["mean_error"],
+                max_error=m["max_error"], accuracy=m["accuracy"], time_per_call=t_call, time_per_element=t_elem,
+                exact_time_per_call=float(meta.exact_time_per_call), meets_target=m["accuracy"] >= target,
+            ))
+
+        chosen_i = select_topology(rows, target, by=select_by)
+        best_i = best_row(rows)
+        row_dicts = []
+        for i, r in enumerate(rows):
+            d = r.to_json()
+            d["chosen"] = i == chosen_i
+            d["predict_one_path"] = "scalar" if rxcompile.use_scalar_path(trained[i]["layers"]) else "numpy"
+            d["best_val_loss"] = trained[i]["best_val_loss"]
+            row_dicts.append(d)
+        chosen_row = row_dicts[chosen_i] if chosen_i is not None else None
+        best = row_dicts[best_i] if best_i is not None else None
+        report = {
+            "version": 1,
+            "status": "ok" if chosen_i is not None else "failed",
+            "region_id": meta.region_id,
+            "region_name": meta.region_name,
+            "tolerance": tolerance,
+            "metric": metric,
+            "target": target,
+            "seed": seed,
+            "select_by": select_by,
+            "training": {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
+                         "early_stopping_patience": patience, "optimizer": "adam", "loss": "mse (normalised)",
+                         "split": list(SPLIT)},
+            "dataset": {
+                "source_path": meta.source_path, "source_sha256": meta.source_sha256, "mode": meta.mode,
+                "n": int(X.shape[0]), "n_train": int(len(tr)), "n_val": int(len(va)), "n_test": int(len(te)),
+                "d_in": d_in, "d_out": d_out,
+                "input_columns": [c for v in meta.inputs for c in v.columns()],
+                "output_columns": [c for v in meta.outputs for c in v.columns()],
+                "seed": meta.seed, "requested": meta.requested, "dropped": dict(meta.dropped),
+                "exact_time_per_call": float(meta.exact_time_per_call),
+                "lower": [float(v) for v in lower], "upper": [float(v) for v in upper],
+            },
+            "rows": row_dicts,
+            "chosen": chosen_row,
+            "best": best,
+            "regionx_version": __version__,
+        }
+        report_json = os.path.join(out_dir, "report.json")
+        report_md = os.path.join(out_dir, "report.md")
+        _write_json(report_json, report)
+        rxcompile.atomic_write_text(report_md, render_report_md(report))
+        data = {"rows": row_dicts, "chosen": chosen_row, "best": best, "tolerance": tolerance, "metric": metric,
+                "target": target, "select_by": select_by}
+        artifacts = {"report_json": report_json, "report_md": report_md}
+
+        if chosen_i is None:
+            b = rows[best_i] if best_i is not None else None
+            best_text = f"{b.label} at {b.accuracy:.1%}" if b is not None else "none"
+            diag: Diagnostic = make("RX401", src, target=target, tolerance=tolerance, metric=metric, best=best_text)
+            return StageResult("failed", meta.region_id, (diag,), artifacts=artifacts, data=data)
+
+        # ---- write the chosen surrogate's artifacts ----
+        res = trained[chosen_i]
+        module_path = rxcompile.compile_model(res["layers"], x_mean, x_scale, y_mean, y_scale, region_name=meta.region_name,
+                                              inputs=meta.inputs, outputs=meta.outputs, lower=lower, upper=upper,
+                                              out_dir=out_dir)
+        model_path = os.path.join(out_dir, "model.keras")
+        rxcompile.atomic_write_bytes(model_path, res["model_bytes"])
+        manifest = Manifest(
+            region_id=meta.region_id, region_name=meta.region_name, source_path=meta.source_path,
+            source_sha256=meta.source_sha256, inputs=meta.inputs, outputs=meta.outputs, domain=dict(meta.domain),
+            tolerance=tolerance, metric=metric, target=target, accept=meta.accept, topology=rows[chosen_i],  # type: ignore[arg-type]
+            module=os.path.basename(module_path), lower=tuple(float(v) for v in lower),
+            upper=tuple(float(v) for v in upper), seed=seed, regionx_version=__version__,
+        )
+        manifest_path = os.path.join(out_dir, "manifest.json")
+        _write_json(manifest_path, manifest.to_json())  # last: its presence means the artifacts are complete
+        artifacts.update(manifest=manifest_path, module=module_path, model=model_path,
+                         weights=os.path.join(out_dir, "weights.npz"))
+        return StageResult("ok", meta.region_id, (), artifacts=artifacts, data=data)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

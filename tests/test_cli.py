@@ -1,0 +1,99 @@
+"""The command line's contracts: JSON schema, exit codes, one-line errors, no TensorFlow on fast paths."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from regionx.cli import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+NEWTON = str(ROOT / "fixtures" / "newton.py")
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    runner = CliRunner()
+    result = runner.invoke(cli, list(args), catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_analyze_json_document_schema() -> None:
+    code, stdout, _ = run("analyze", "--json", NEWTON)
+    assert code == 0
+    doc = json.loads(stdout)
+    assert doc["version"] == 1
+    [entry] = doc["files"]
+    assert entry["path"] == NEWTON
+    regions = {r["id"]: r for r in entry["regions"]}
+    newton = regions["newton"]
+    keys = {"id", "name", "kind", "qualname", "start_line", "end_line", "annotated", "inputs", "outputs",
+            "internals", "globals", "calls", "replaceable", "reasons", "domain", "time_share"}
+    assert keys <= set(newton)
+    assert newton["kind"] == "function" and newton["annotated"] is True
+    assert newton["inputs"] == ["a", "b", "c"]
+    assert newton["outputs"] == ["return"]
+    assert newton["replaceable"] is True
+    assert set(newton["domain"]) == {"a", "b", "c"}
+    assert entry["diagnostics"] == []
+
+
+def test_analyze_table_lists_regions() -> None:
+    code, stdout, _ = run("analyze", NEWTON)
+    assert code == 0
+    assert "newton" in stdout and "function" in stdout
+
+
+@pytest.mark.parametrize(
+    "make_input, code",
+    [
+        (lambda d: str(d / "missing.py"), "RX001"),
+        (lambda d: str(d), "RX002"),
+        (lambda d: (d / "bin.py").write_bytes(b"\x00\xff\xfe") and str(d / "bin.py"), "RX003"),
+        (lambda d: (d / "bad.py").write_text("def f(:\n") and str(d / "bad.py"), "RX004"),
+        (lambda d: (d / "prag.py").write_text("# regionx: a=gauss(0, 1)\ndef f(a):\n    return a\n") and str(d / "prag.py"), "RX102"),
+    ],
+    ids=["missing", "directory", "binary", "syntax", "bad-pragma"],
+)
+def test_input_errors_are_one_line_with_exit_2(tmp_path: Path, make_input, code: str) -> None:
+    target = make_input(tmp_path)
+    status, stdout, stderr = run("analyze", target, NEWTON)
+    assert status == 2
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and f": {code} " in lines[0]
+    assert lines[0].startswith(target + ":")
+    assert "Traceback" not in stderr
+    # the other file on the command line is still analyzed
+    assert "newton" in stdout
+
+
+def test_unknown_region_is_exit_2(tmp_path: Path) -> None:
+    status, _, stderr = run("extract", NEWTON, "--region", "no_such_region", "-o", str(tmp_path / "h.py"))
+    assert status == 2
+    assert "RX005" in stderr
+
+
+def test_python_dash_m_and_no_tensorflow_on_fast_paths() -> None:
+    probe = textwrap.dedent(
+        f"""
+        import sys, runpy
+        sys.argv = ["regionx", "analyze", "--json", {NEWTON!r}]
+        import regionx, regionx.cli, regionx.api
+        try:
+            runpy.run_module("regionx", run_name="__main__")
+        except SystemExit as exc:
+            assert exc.code == 0, exc.code
+        heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras"))
+        assert not heavy, heavy
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["version"] == 1

@@ -1,0 +1,183 @@
+"""regionx.profile: Table I-style time shares of candidate regions in a real run."""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import regionx.profile as profile_mod
+from regionx.profile import default_paths, profile_command, table_rows, time_shares
+from regionx.types import FileAnalysis, Region
+
+ROOT = Path(__file__).resolve().parent.parent
+HOT_APP = "fixtures/hot_app.py"
+
+
+def _region(id: str, kind: str, qualname: str, start: int, end: int, inputs: tuple[str, ...] = ()) -> Region:
+    return Region(id=id, name=id, kind=kind, qualname=qualname, start_line=start, end_line=end, col=1,  # type: ignore[arg-type]
+                  annotated=False, inputs=inputs, outputs=(), internals=(), globals=(), calls=(), replaceable=True)
+
+
+def ast_analyzer(path: str) -> FileAnalysis:
+    """Function and loop regions found with ast: a stand-in for regionx.analysis.analyze_file."""
+    text = Path(path).read_text()
+    regions: list[Region] = []
+
+    def walk(node: ast.AST, scope: list[str]) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.FunctionDef):
+                qual = ".".join([*scope, child.name])
+                start = min([child.lineno, *[d.lineno for d in child.decorator_list]])
+                regions.append(_region(qual, "function", qual, start, child.end_lineno or start, tuple(a.arg for a in child.args.args)))
+                walk(child, [*scope, child.name])
+            elif isinstance(child, (ast.For, ast.While)):
+                qual = ".".join(scope) or "<module>"
+                kind = "for" if isinstance(child, ast.For) else "while"
+                regions.append(_region(f"{qual}:{kind}@{child.lineno}", "loop", qual, child.lineno, child.end_lineno or child.lineno))
+                walk(child, scope)
+            else:
+                walk(child, scope)
+
+    walk(ast.parse(text), [])
+    return FileAnalysis(path=path, regions=tuple(regions))
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def hot_result():  # type: ignore[no-untyped-def]
+    before = _sha(ROOT / HOT_APP)
+    result = profile_command(["python", HOT_APP, "3000"], cwd=str(ROOT), analyzer=ast_analyzer, timeout=300)
+    assert _sha(ROOT / HOT_APP) == before  # the user's file is byte-identical after the run
+    return result
+
+
+def test_hot_function_ranks_first(hot_result) -> None:  # type: ignore[no-untyped-def]
+    assert hot_result.ok, hot_result.diagnostics
+    rows = hot_result.data["rows"]
+    assert rows[0]["region"] == "hot_kernel"
+    assert rows[0]["calls"] == 3000
+    assert rows[0]["share"] > 0.5
+    assert rows[0]["time_per_call"] == pytest.approx(rows[0]["inclusive_time"] / 3000)
+    # pipeline holds hot_kernel and smooth: its inclusive time covers them, its exclusive does not
+    by_id = {r["region"]: r for r in rows}
+    pipeline = by_id["pipeline"]
+    assert pipeline["inclusive_time"] >= by_id["hot_kernel"]["inclusive_time"] + by_id["smooth"]["inclusive_time"]
+    assert pipeline["share"] < 0.2
+    assert by_id["main"]["inclusive_share"] <= 1.0 + 1e-9
+
+
+def test_shares_sum_to_at_most_one_and_overhead_is_reported(hot_result) -> None:  # type: ignore[no-untyped-def]
+    data = hot_result.data
+    shares = [r["share"] for r in data["rows"]]
+    assert all(0.0 <= s <= 1.0 for s in shares)
+    assert sum(shares) <= 1.0 + 1e-9
+    assert data["unattributed"] == pytest.approx(max(0.0, 1.0 - sum(shares)))
+    assert data["total_time"] > 0 and data["plain_time"] > 0
+    assert isinstance(data["overhead"], float)
+    assert data["overhead"] == pytest.approx(data["total_time"] / data["plain_time"] - 1.0)
+    assert 0 < data["estimated_time"] <= data["total_time"]
+    assert data["shares"]["hot_kernel"] == data["rows"][0]["share"]
+    assert "checksum" in data["stdout"]
+    # rows are sorted by exclusive time, descending; every candidate region is listed
+    times = [r["total_time"] for r in data["rows"]]
+    assert times == sorted(times, reverse=True)
+    assert {r["region"] for r in data["rows"]} == {r.id for r in ast_analyzer(str(ROOT / HOT_APP)).regions}
+
+
+def test_top_limits_rows() -> None:
+    result = profile_command(["python", HOT_APP, "200"], cwd=str(ROOT), analyzer=ast_analyzer, top=2, baseline=False)
+    assert result.ok
+    assert len(result.data["rows"]) == 2
+    assert result.data["overhead"] is None and result.data["plain_time"] is None
+    assert len(result.data["shares"]) > 2  # shares cover every region regardless of top
+
+
+def test_failing_program_is_rx605(tmp_path: Path) -> None:
+    (tmp_path / "bad.py").write_text("def f(x):\n    return 1 / x\n\nf(0)\n")
+    before = _sha(tmp_path / "bad.py")
+    result = profile_command(["python", "bad.py"], cwd=str(tmp_path), analyzer=ast_analyzer)
+    assert not result.ok
+    assert [d.code for d in result.diagnostics] == ["RX605"]
+    assert "ZeroDivisionError" in result.diagnostics[0].message
+    assert _sha(tmp_path / "bad.py") == before
+
+
+def test_program_failing_only_when_instrumented_is_still_rx605(tmp_path: Path) -> None:
+    # exits non-zero without a Python exception: the status is the detail
+    (tmp_path / "quit.py").write_text("import sys\nsys.stderr.write('bye\\n')\nsys.exit(4)\n")
+    result = profile_command(["python", "quit.py"], cwd=str(tmp_path), analyzer=ast_analyzer)
+    assert [d.code for d in result.diagnostics] == ["RX605"]
+    assert "exit status 4" in result.diagnostics[0].message and "bye" in result.diagnostics[0].message
+
+
+@pytest.mark.parametrize(
+    "command, code",
+    [(["make", "all"], "RX006"), (["python", "-c", "1"], "RX006"), (["python", "no_such_file.py"], "RX001"), (["python", "tests"], "RX002")],
+)
+def test_not_a_python_program(command: list[str], code: str) -> None:
+    result = profile_command(command, analyzer=ast_analyzer, cwd=str(ROOT))
+    assert [d.code for d in result.diagnostics] == [code]
+
+
+def test_analysis_errors_are_returned(tmp_path: Path) -> None:
+    from regionx.diagnostics import make
+
+    (tmp_path / "app.py").write_text("print(1)\n")
+
+    def broken(path: str) -> FileAnalysis:
+        return FileAnalysis(path=path, diagnostics=(make("RX004", path, 1, 1, detail="bad"),))
+
+    result = profile_command(["python", "app.py"], cwd=str(tmp_path), analyzer=broken)
+    assert [d.code for d in result.diagnostics] == ["RX004"]
+
+
+def test_default_paths(tmp_path: Path) -> None:
+    (tmp_path / "tool").mkdir()
+    (tmp_path / "tool" / "__main__.py").write_text("")
+    (tmp_path / "mod.py").write_text("")
+    assert default_paths(["python", "app.py", "x"]) == ["app.py"]
+    assert default_paths(["python", "-m", "mod"], str(tmp_path)) == ["mod.py"]
+    assert default_paths(["python", "-m", "tool"], str(tmp_path)) == [f"tool{'/'}__main__.py"]
+    assert default_paths(["python", "-m", "absent"], str(tmp_path)) == []
+
+
+def test_time_shares(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    src = textwrap.dedent('''\
+        def work(n):
+            s = 0
+            for i in range(n):
+                s += i * i
+            return s
+
+        def tiny():
+            return 1
+
+        print(work(200000), tiny())
+    ''')
+    (tmp_path / "prog.py").write_text(src)
+    monkeypatch.setattr(profile_mod, "_default_analyzer", ast_analyzer)
+    monkeypatch.chdir(tmp_path)
+    shares = time_shares("prog.py", "python prog.py")
+    assert set(shares) == {"work", "work:for@3", "tiny"}
+    assert shares["work:for@3"] == max(shares.values())
+    assert sum(shares.values()) <= 1.0 + 1e-9
+    (tmp_path / "prog.py").write_text("raise SystemExit(2)\n")
+    assert time_shares("prog.py", "python prog.py") == {}
+
+
+def test_table_rows_of_records() -> None:
+    regions = (_region("a", "function", "a", 1, 5), _region("b", "loop", "a", 2, 4), _region("never", "function", "never", 7, 8))
+    records = {"a": {"calls": 2, "inclusive": 1.0, "exclusive": 0.25}, "b": {"calls": 2, "inclusive": 0.75, "exclusive": 0.75}}
+    rows = table_rows({"f.py": regions}, records, total=2.0)
+    assert [r["region"] for r in rows] == ["b", "a", "never"]
+    assert rows[0]["share"] == pytest.approx(0.375) and rows[1]["share"] == pytest.approx(0.125)
+    assert rows[1]["inclusive_share"] == pytest.approx(0.5)
+    assert rows[1]["time_per_call"] == pytest.approx(0.5)
+    assert rows[2]["calls"] == 0 and rows[2]["time_per_call"] is None and rows[2]["share"] == 0.0

@@ -1,0 +1,804 @@
+"""Tests of regionx.rewrite: golden patches, exact revert, guards, batch hoisting, profitability."""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from regionx.rewrite import MARKER_RE, rewrite_file, rewrite_source, revert_file, revert_source, rewritten_regions
+from regionx.types import Manifest, Region, TopologyResult, VarSpec
+
+_counter = itertools.count()
+
+
+# ------------------------------------------------------------------------------------------
+# helpers
+
+
+def topo(call: float = 1e-6, elem: float = 1e-7, exact: float = 1e-5) -> TopologyResult:
+    return TopologyResult(hidden=(4,), activation="tanh", train_time=0.0, steps=1, epochs=1, loss=0.0,
+                          mean_error=0.0, max_error=0.0, accuracy=1.0, time_per_call=call,
+                          time_per_element=elem, exact_time_per_call=exact, meets_target=True)
+
+
+def region(rid: str, kind: str, start: int, end: int, ins: str | tuple[str, ...], outs: str | tuple[str, ...], *,
+           qualname: str = "<module>", name: str | None = None, globals_: tuple[str, ...] = ()) -> Region:
+    return Region(id=rid, name=name or rid, kind=kind, qualname=qualname, start_line=start, end_line=end, col=1,  # type: ignore[arg-type]
+                  annotated=True, inputs=tuple(ins), outputs=tuple(outs), internals=(), globals=globals_,
+                  calls=(), replaceable=True)
+
+
+def manifest(reg: Region, lower: tuple[float, ...], upper: tuple[float, ...], *, accept: str | None = None,
+             t: TopologyResult | None = None, out_shapes: dict[str, tuple[int, ...]] | None = None) -> Manifest:
+    shapes = out_shapes or {}
+    return Manifest(region_id=reg.id, region_name=reg.name, source_path="prog.py", source_sha256="",
+                    inputs=tuple(VarSpec(n) for n in reg.inputs),
+                    outputs=tuple(VarSpec(n, shapes.get(n, ())) for n in reg.outputs),
+                    domain={}, tolerance=0.01, metric="rel", target=0.99, accept=accept, topology=t or topo(),
+                    module=f"surrogate_{reg.display_name}.py", lower=lower, upper=upper, seed=0,
+                    regionx_version="test")
+
+
+FAKE = '''\
+"""A hand-written stand-in for a generated surrogate module (same API, numpy only)."""
+import numpy as np
+
+INPUTS = {inputs!r}
+INPUT_SHAPES = tuple(() for _ in INPUTS)
+OUTPUTS = {outputs!r}
+OUTPUT_SHAPES = tuple(() for _ in OUTPUTS)
+LOWER = np.array({lower!r}, dtype=float)
+UPPER = np.array({upper!r}, dtype=float)
+SENTINEL = {sentinel!r}
+CALLS = {{"predict": 0, "predict_rows": 0, "predict_one": 0}}
+
+{formula}
+
+
+def _predict(X):
+    X = np.asarray(X, dtype=float).reshape(-1, len(INPUTS))
+    if SENTINEL is not None:
+        return np.full((X.shape[0], len(OUTPUTS)), float(SENTINEL))
+    return np.array([list(exact(*row)) for row in X], dtype=float).reshape(X.shape[0], len(OUTPUTS))
+
+
+def predict(X):
+    CALLS["predict"] += 1
+    CALLS["predict_rows"] += int(np.asarray(X).shape[0])
+    return _predict(X)
+
+
+def predict_one(*inputs):
+    CALLS["predict_one"] += 1
+    y = _predict(np.array([inputs], dtype=float))[0]
+    return float(y[0]) if len(OUTPUTS) == 1 else tuple(float(v) for v in y)
+
+
+def in_domain(X):
+    X = np.asarray(X, dtype=float).reshape(-1, len(INPUTS))
+    return np.all((X >= LOWER) & (X <= UPPER), axis=1)
+
+
+def in_domain_one(*inputs):
+    return bool(in_domain(np.array([inputs], dtype=float))[0])
+'''
+
+
+def write_fake(directory: Path, m: Manifest, formula: str, sentinel: float | None = None) -> Path:
+    """`formula` defines `exact(*inputs) -> tuple of outputs`."""
+    path = directory / m.module
+    path.write_text(FAKE.format(inputs=tuple(v.name for v in m.inputs), outputs=tuple(v.name for v in m.outputs),
+                                lower=list(m.lower), upper=list(m.upper), sentinel=sentinel,
+                                formula=textwrap.dedent(formula)))
+    return path
+
+
+def load(path: Path) -> Any:
+    """Import a file as a fresh module (as `python path` would run it, with __file__ set)."""
+    spec = importlib.util.spec_from_file_location(f"rx_test_mod_{next(_counter)}", path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def write(directory: Path, name: str, text: str) -> Path:
+    path = directory / name
+    path.write_text(text, newline="")
+    return path
+
+
+def module_name(m: Manifest) -> str:
+    return os.path.splitext(m.module)[0]
+
+
+def rewrite(text: str, reg: Region, m: Manifest, **kw: Any) -> dict[str, Any]:
+    res = rewrite_source(text, "prog.py", reg, m, module_name=module_name(m), **kw)
+    assert res.ok, [d.format() for d in res.diagnostics]
+    return res.data
+
+
+def strip_loader(text: str) -> str:
+    """The patched text without the loader block (its lines between loader begin/end markers)."""
+    out: list[str] = []
+    skipping = False
+    for raw in text.splitlines(keepends=True):
+        m = MARKER_RE.match(raw.strip())
+        if m and m.group("kind") == "loader":
+            skipping = m.group("edge") == "begin"
+            continue
+        if not skipping:
+            out.append(raw)
+    return "".join(out)
+
+
+def assert_rewrite(before: str, after: str, reg: Region, m: Manifest, *, loader: bool = False, **kw: Any) -> dict[str, Any]:
+    """Golden test: patch `before`, compare with `after` (loader block removed unless loader=True),
+    and check that revert gives `before` back byte for byte."""
+    before = textwrap.dedent(before)
+    data = rewrite(before, reg, m, **kw)
+    got = data["text"] if loader else strip_loader(data["text"])
+    assert got == textwrap.dedent(after)
+    back = revert_source(data["text"], "prog.py")
+    assert back.ok and back.data["text"] == before
+    return data
+
+
+# ------------------------------------------------------------------------------------------
+# programs
+
+
+NEWTON = '''\
+"""Roots by Newton-Raphson."""
+import math
+
+# regionx: name=newton, a=uniform(0.5, 2.0), b=uniform(-10, 10), c=uniform(-10, 10)
+def newton(a, b, c):
+    x = 1.0
+    for _ in range(30):
+        x = x - (a * x * x + b * x + c) / (2 * a * x + b + 1e-12)
+    return x  # the root
+
+
+def main(A, B, C):
+    out = [0.0] * len(A)
+    for i in range(len(A)):
+        out[i] = newton(A[i], B[i], C[i])
+    res = []
+    for a, b, c in zip(A, B, C):
+        res.append(newton(a, b, c))
+    arr = np.zeros(len(A))
+    for i, a in enumerate(A):
+        arr[i] = newton(a, 1.0, -2.0)
+    x = 0.5
+    for _ in range(3):
+        x = newton(1.0, x, -1.0)
+    total = 0.0
+    for i in range(len(A)):
+        total += newton(A[i], 1.0, -1.0)
+    return out, res, arr, x, total
+'''
+NEWTON_FORMULA = '''\
+def exact(a, b, c):
+    x = 1.0
+    for _ in range(30):
+        x = x - (a * x * x + b * x + c) / (2 * a * x + b + 1e-12)
+    return (x,)
+'''
+
+
+def newton_case(accept: str | None = None, t: TopologyResult | None = None) -> tuple[str, Region, Manifest]:
+    text = "import numpy as np\n" + NEWTON
+    reg = region("newton", "function", 6, 10, "abc", ("return",), qualname="newton")
+    return text, reg, manifest(reg, (0.5, -10.0, -10.0), (2.0, 10.0, 10.0), accept=accept, t=t)
+
+
+# ------------------------------------------------------------------------------------------
+# golden patches
+
+
+def test_golden_function_region_full() -> None:
+    reg = region("poly", "function", 3, 4, "xy", ("return",), qualname="poly")
+    m = manifest(reg, (0.0, 0.0), (1.0, 1.0))
+    before = '''\
+        import math
+        # regionx: name=poly
+        def poly(x, y=2.0, *, scale=1.0):
+            return scale * (x ** 3 + y)  # cubic
+        '''
+    after = '''\
+        import math
+
+        # regionx: rewritten poly loader begin
+        import numpy as _regionx_np
+
+
+        def _regionx_load_poly():
+            """Load surrogate_poly.py from the directory of this file (written by regionx rewrite)."""
+            import importlib.util
+            import os
+            here = globals().get("__file__")
+            here = os.path.dirname(os.path.abspath(here)) if here else os.getcwd()
+            spec = importlib.util.spec_from_file_location('surrogate_poly', os.path.join(here, 'surrogate_poly.py'))
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            return module
+
+
+        _regionx_poly = _regionx_load_poly()
+        # regionx: rewritten poly loader end
+        # regionx: name=poly
+        # regionx: rewritten poly begin
+        def _regionx_exact_poly(x, y=2.0, *, scale=1.0):
+            return scale * (x ** 3 + y)  # cubic
+
+
+        def poly(x, y=2.0, *, scale=1.0):
+            """regionx dispatcher: the surrogate inside its trained domain, else _regionx_exact_poly."""
+            if _regionx_poly.in_domain_one(x, y):
+                return _regionx_poly.predict_one(x, y)
+            return _regionx_exact_poly(x, y, scale=scale)
+        # regionx: rewritten poly end
+        '''
+    data = assert_rewrite(before, after, reg, m, loader=True)
+    assert data["path_taken"] == "scalar" and data["hoisted"] == []
+
+
+def test_golden_loop_region() -> None:
+    reg = region("step:for@4", "loop", 4, 5, "ab", "s", qualname="step", name="acc")
+    m = manifest(reg, (0.0, 0.0), (1.0, 1.0))
+    before = '''\
+        def step(a, b):
+            s = 0.0
+            # regionx: name=acc
+            for k in range(10):
+                s += a * k + b  # body
+            return s
+        '''
+    after = '''\
+        def step(a, b):
+            s = 0.0
+            # regionx: name=acc
+            # regionx: rewritten step:for@4 begin
+            if (_regionx_y := _regionx_acc_try(a, b)) is not None:
+                s = _regionx_y[0]
+            else:
+                for k in range(10):
+                    s += a * k + b  # body
+            # regionx: rewritten step:for@4 end
+            return s
+        '''
+    assert_rewrite(before, after, reg, m)
+
+
+def test_golden_block_region() -> None:
+    reg = region("blk", "block", 4, 5, "tab", "uv", qualname="f")
+    m = manifest(reg, (0.0,) * 3, (1.0,) * 3)
+    before = '''\
+        def f(a, b):
+            t = a + b
+            # regionx: begin name=blk
+            u = t + a
+            v = u * b
+            # regionx: end
+            return u, v
+        '''
+    after = '''\
+        def f(a, b):
+            t = a + b
+            # regionx: begin name=blk
+            # regionx: rewritten blk begin
+            if (_regionx_y := _regionx_blk_try(t, a, b)) is not None:
+                u = _regionx_y[0]
+                v = _regionx_y[1]
+            else:
+                u = t + a
+                v = u * b
+            # regionx: rewritten blk end
+            # regionx: end
+            return u, v
+        '''
+    assert_rewrite(before, after, reg, m)
+
+
+HOIST_BEFORE = '''\
+    def f(a, b):
+        return a * b + 1.0
+
+
+    def run(A, B, n):
+        out = [0.0] * n
+        for i in range(n):
+            out[i] = f(A[i], B[i])
+        res = []
+        for a, b in zip(A, B):
+            res.append(f(a, b))
+        return out, res
+    '''
+
+
+def test_golden_batch_hoisting_index_and_append() -> None:
+    reg = region("f", "function", 1, 2, "ab", ("return",), qualname="f")
+    m = manifest(reg, (0.0, 0.0), (1.0, 1.0))
+    after = '''\
+        # regionx: rewritten f begin
+        def _regionx_exact_f(a, b):
+            return a * b + 1.0
+
+
+        def f(a, b):
+            """regionx dispatcher: the surrogate inside its trained domain, else _regionx_exact_f."""
+            if _regionx_f.in_domain_one(a, b):
+                return _regionx_f.predict_one(a, b)
+            return _regionx_exact_f(a, b)
+        # regionx: rewritten f end
+
+
+        def run(A, B, n):
+            out = [0.0] * n
+            # regionx: rewritten f batch begin
+            if _regionx_f_batchable():
+                _regionx_it = iter(_regionx_f_map([(A[i], B[i]) for i in range(n)], _regionx_exact_f))
+                for i in range(n):
+                    out[i] = next(_regionx_it)
+            else:
+                for i in range(n):
+                    out[i] = f(A[i], B[i])
+            # regionx: rewritten f batch end
+            res = []
+            # regionx: rewritten f batch begin
+            if _regionx_f_batchable(A, B):
+                _regionx_it = iter(_regionx_f_map([(a, b) for a, b in zip(A, B)], _regionx_exact_f))
+                for a, b in zip(A, B):
+                    res.append(next(_regionx_it))
+            else:
+                for a, b in zip(A, B):
+                    res.append(f(a, b))
+            # regionx: rewritten f batch end
+            return out, res
+        '''
+    data = assert_rewrite(HOIST_BEFORE, after, reg, m)
+    assert data["hoisted"] == [7, 10] and data["path_taken"] == "batch"
+
+
+@pytest.mark.parametrize("loop, reason", [
+    ("x = 0.5\n    for i in range(n):\n        x = f(x, B[i])", "assigns the variable x"),
+    ("total = 0.0\n    for i in range(n):\n        total += f(A[i], B[i])", "accumulates into total"),
+    ("for i in range(n - 1):\n        A[i + 1] = f(A[i], B[i])", "loop-carried dependence"),
+    ("for a in A:\n        A.append(f(a, 1.0))", "writes the sequence it iterates over"),
+    ("for i in range(n):\n        out[i] = f(A[i], B[i]) if A[i] > 0 else 0.0", "called conditionally"),
+    ("for i in range(n):\n        out[i] = f(A[i], g(B[i]))", "not pure"),
+    ("for i in range(n):\n        print(i)\n        out[i] = f(A[i], B[i])", "not a single statement"),
+    ("for i in range(n):\n        out[i] = f(A[i], B[i])\n    else:\n        pass", "else clause"),
+    ("for i in range(n):\n        out[i] = f(A[i], b=B[i])", "keyword"),
+    ("for i in range(n):\n        W[i] = f(A[i], B[i])", "which f() reads"),
+])
+def test_loops_that_must_not_be_hoisted(loop: str, reason: str) -> None:
+    text = textwrap.dedent('''\
+        W = [0.0] * 8
+
+
+        def f(a, b):
+            return a * b + W[0]
+
+
+        def g(v):
+            return v
+
+
+        def run(A, B, n, out):
+            {loop}
+            return out
+        ''').replace("{loop}", loop)
+    reg = region("f", "function", 4, 5, "ab", ("return",), qualname="f", globals_=("W",))
+    m = manifest(reg, (0.0, 0.0), (1.0, 1.0))
+    data = rewrite(text, reg, m)
+    assert data["hoisted"] == [] and data["path_taken"] == "scalar"
+    assert any(reason in s["reason"] for s in data["hoist_skipped"]), data["hoist_skipped"]
+    assert " batch begin" not in data["text"]
+    assert revert_source(data["text"], "prog.py").data["text"] == text
+
+
+def test_shadowed_name_is_not_hoisted() -> None:
+    text = textwrap.dedent('''\
+        def f(a):
+            return a + 1.0
+
+
+        def run(A, f=abs):
+            return [0 for _ in ()] or [f(a) for a in A]
+
+
+        def run2(A, f):
+            out = []
+            for a in A:
+                out.append(f(a))
+            return out
+        ''')
+    reg = region("f", "function", 1, 2, "a", ("return",), qualname="f")
+    data = rewrite(text, reg, manifest(reg, (0.0,), (1.0,)))
+    assert data["hoisted"] == []
+    assert any("does not refer" in s["reason"] for s in data["hoist_skipped"])
+
+
+def test_hoist_disabled() -> None:
+    reg = region("f", "function", 1, 2, "ab", ("return",), qualname="f")
+    data = rewrite(textwrap.dedent(HOIST_BEFORE), reg, manifest(reg, (0.0, 0.0), (1.0, 1.0)), hoist=False)
+    assert data["hoisted"] == [] and " batch begin" not in data["text"]
+
+
+# ------------------------------------------------------------------------------------------
+# revert: byte-exact on awkward sources
+
+
+REVERT_CASES = {
+    "crlf": ("def f(a):\r\n    # c\r\n    return a * 2\r\n\r\n\r\nprint(f(1))\r\n", "f", 1, 3),
+    "tabs": ("def f(a):\n\tif a:\n\t\treturn a * 2\n\treturn 0.0\n", "f", 1, 4),
+    "no trailing newline": ("def f(a):\n    return a * 2", "f", 1, 2),
+    "shebang and pragma first": ("#!/usr/bin/env python\n# -*- coding: utf-8 -*-\n# regionx: name=f\ndef f(a):\n"
+                                 "    return a\n", "f", 4, 5),
+    "comments after": ("def f(a):\n    return a\n    # trailing in f\n\n# end of file\n\n", "f", 1, 2),
+    "decorated": ("import functools\n\n\n@functools.lru_cache()\ndef f(a):\n    return a\n", "f", 4, 6),
+    "nested": ("def outer(v):\n    def f(a):\n        return a * v\n    return [f(x) for x in (1, 2)]\n", "f", 2, 3),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REVERT_CASES))
+def test_revert_is_byte_exact_function(case: str) -> None:
+    text, name, start, end = REVERT_CASES[case]
+    qual = "outer.f" if case == "nested" else name
+    reg = region(name, "function", start, end, "a", ("return",), qualname=qual)
+    data = rewrite(text, reg, manifest(reg, (0.0,), (1.0,)))
+    assert data["text"] != text
+    compile(data["text"], "prog.py", "exec")
+    back = revert_source(data["text"], "prog.py")
+    assert back.ok and back.data["text"] == text
+    if case == "crlf":
+        assert "\n" not in data["text"].replace("\r\n", "")  # generated lines use the file's newline
+    if case == "tabs":
+        assert "\n    " not in data["text"].split("loader end")[1]  # generated blocks indent with tabs
+
+
+LOOP_CASES = {
+    "multiline string in body": ('def g(a, n):\n    s = ""\n    for i in range(n):\n        s += """x\ny""" * a\n'
+                                 '    return s\n', 3, 4, "an", "s"),
+    "loop last in function, footer comment": ("def g(a, n):\n    s = 0\n    for i in range(n):\n        s += a\n"
+                                              "        # deep\n    # g footer\n", 3, 4, "an", "s"),
+    "module level, crlf, no newline at end": ("a = 1\r\nn = 3\r\ns = 0\r\nfor i in range(n):\r\n    s += a", 4, 5,
+                                              "an", "s"),
+    "comment at column 0 inside body": ("def g(a, n):\n    s = 0\n    for i in range(n):\n# odd\n        s += a\n"
+                                        "    return s\n", 3, 5, "an", "s"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(LOOP_CASES))
+def test_revert_is_byte_exact_loop(case: str) -> None:
+    text, start, end, ins, outs = LOOP_CASES[case]
+    reg = region(f"L{start}", "loop", start, end, ins, outs, qualname="g")
+    data = rewrite(text, reg, manifest(reg, (0.0,) * len(ins), (1.0,) * len(ins)))
+    compile(data["text"], "prog.py", "exec")
+    assert revert_source(data["text"], "prog.py").data["text"] == text
+
+
+def test_two_regions_then_revert_one_and_all(tmp_path: Path) -> None:
+    text, reg, m = newton_case()
+    first = rewrite(text, reg, m)["text"]
+    # the second region is located in the already-patched text, by its line there
+    line = first.splitlines().index("    for _ in range(3):") + 1
+    reg2 = region(f"main:for@{line}", "loop", line, line + 1, ("x",), ("x",), qualname="main", name="fixed")
+    second = rewrite(first, reg2, manifest(reg2, (0.0,), (1.0,)))["text"]
+    assert rewritten_regions(second) == ["newton", reg2.id]
+    compile(second, "prog.py", "exec")
+    only = revert_source(second, "prog.py", only=reg2.id)
+    assert only.ok and only.data["text"] == first
+    assert revert_source(second, "prog.py").data["text"] == text
+
+
+def test_idempotence_rx501_and_rx504() -> None:
+    text, reg, m = newton_case()
+    patched = rewrite(text, reg, m)["text"]
+    again = rewrite_source(patched, "prog.py", reg, m, module_name="surrogate_newton")
+    assert again.status == "failed" and [d.code for d in again.diagnostics] == ["RX501"]
+    nothing = revert_source(text, "prog.py")
+    assert nothing.status == "failed" and [d.code for d in nothing.diagnostics] == ["RX504"]
+
+
+# ------------------------------------------------------------------------------------------
+# profitability
+
+
+def test_rx502_refusal_and_force() -> None:
+    slow = topo(call=2e-5, elem=3e-5, exact=1e-5)
+    text, reg, m = newton_case(t=slow)
+    res = rewrite_source(text, "prog.py", reg, m, module_name="surrogate_newton")
+    assert res.status == "failed" and [d.code for d in res.diagnostics] == ["RX502"]
+    msg = res.diagnostics[0].message
+    assert "10 us/call" in msg and "20 us/call" in msg and "30 us/element" in msg
+    forced = rewrite_source(text, "prog.py", reg, m, module_name="surrogate_newton", force=True)
+    assert forced.ok and forced.data["hoisted"] == []  # batching is slower than scalar: not hoisted
+
+
+def test_batch_only_profitability() -> None:
+    batch_only = topo(call=2e-5, elem=1e-6, exact=1e-5)
+    text, reg, m = newton_case(t=batch_only)
+    data = rewrite(text, reg, m)
+    assert data["path_taken"] == "batch" and data["hoisted"] == [15, 18, 21]
+    # the same timings but nothing to batch: the only path used is the slow scalar one
+    reg_f = region("f", "function", 1, 2, "ab", ("return",), qualname="f")
+    res = rewrite_source("def f(a, b):\n    return a + b\n", "prog.py", reg_f,
+                         manifest(reg_f, (0.0, 0.0), (1.0, 1.0), t=batch_only), module_name="surrogate_f")
+    assert [d.code for d in res.diagnostics] == ["RX502"] and "no loop to batch" in res.diagnostics[0].message
+
+
+# ------------------------------------------------------------------------------------------
+# running the patched code
+
+
+def patched_module(tmp_path: Path, text: str, reg: Region, m: Manifest, formula: str,
+                   sentinel: float | None = None, **kw: Any) -> tuple[Any, Any, dict[str, Any]]:
+    data = rewrite(text, reg, m, **kw)
+    d = tmp_path / f"out{next(_counter)}"
+    d.mkdir()
+    write_fake(d, m, formula, sentinel)
+    mod = load(write(d, "prog.py", data["text"]))
+    sur = getattr(mod, "_regionx_" + reg.display_name)
+    return mod, sur, data
+
+
+def test_patched_equals_original_with_exact_fake(tmp_path: Path) -> None:
+    text, reg, m = newton_case()
+    orig = load(write(tmp_path, "orig.py", text))
+    mod, sur, data = patched_module(tmp_path, text, reg, m, NEWTON_FORMULA)
+    assert data["hoisted"] == [15, 18, 21]
+    rng = np.random.default_rng(0)
+    A = list(rng.uniform(0.5, 2.0, 40))
+    B = list(rng.uniform(-10, 10, 40))
+    C = list(rng.uniform(-10, 10, 40))
+    A[3] = 5.0  # one row outside the trained box: the exact code answers it
+    want, got = orig.main(A, B, C), mod.main(A, B, C)
+    # three batched loops -> three predict calls (row 0 and the row with A[3] run exactly);
+    # the loops with dependences went through predict_one
+    calls = dict(sur.CALLS)
+    assert calls["predict"] == 3 and calls["predict_rows"] == 3 * 38 and calls["predict_one"] > 0
+    for w, g in zip(want, got):
+        np.testing.assert_array_equal(np.asarray(w), np.asarray(g))
+    # the batched containers hold what the original loops stored (numpy scalars here, as A holds them)
+    for w, g in zip(want[:3], got[:3]):
+        assert type(w) is type(g) and [type(v) for v in w] == [type(v) for v in g]
+    assert type(want[1][0]) is np.float64
+    plain = mod.main([1.0, 1.5], [2.0, 3.0], [-3.0, -1.0])[1]
+    assert [type(v) for v in plain] == [float, float] and plain == orig.main([1.0, 1.5], [2.0, 3.0], [-3.0, -1.0])[1]
+    # arrays of inputs (not lists) take the batched path too
+    np.testing.assert_array_equal(np.asarray(mod.main(np.array(A), np.array(B), np.array(C))[1]),
+                                  np.asarray(orig.main(A, B, C)[1]))
+
+
+def test_out_of_domain_goes_to_exact_code(tmp_path: Path) -> None:
+    text, reg, m = newton_case()
+    orig = load(write(tmp_path, "orig.py", text))
+    mod, sur, _ = patched_module(tmp_path, text, reg, m, NEWTON_FORMULA, sentinel=-999.0)
+    assert mod.newton(1.0, 2.0, -3.0) == -999.0  # inside the box: the surrogate answers
+    assert mod.newton(3.0, 2.0, -3.0) == orig.newton(3.0, 2.0, -3.0)  # a outside [0.5, 2]
+    A, B, C = [1.0, 1.2, 3.0, 1.5], [2.0, 2.0, 2.0, 11.0], [-3.0, -3.0, -3.0, -1.0]
+    out, res, _, _, _ = mod.main(A, B, C)
+    # row 0 always runs exactly (it fixes the result type); rows 2 and 3 are outside the box
+    exact = [orig.newton(a, b, c) for a, b, c in zip(A, B, C)]
+    assert out == res == [exact[0], -999.0, exact[2], exact[3]]
+    assert -999.0 not in exact
+
+
+def test_accept_predicate_rejects_to_exact(tmp_path: Path) -> None:
+    text, reg, m = newton_case(accept="abs(return) < 100")
+    orig = load(write(tmp_path, "orig.py", text))
+    mod, _, _ = patched_module(tmp_path, text, reg, m, NEWTON_FORMULA, sentinel=-999.0)
+    assert mod.newton(1.0, 2.0, -3.0) == orig.newton(1.0, 2.0, -3.0)  # sentinel fails accept
+    assert mod.main([1.0, 1.0], [2.0, 2.0], [-3.0, -3.0])[1] == [orig.newton(1.0, 2.0, -3.0)] * 2
+    mod2, _, _ = patched_module(tmp_path, text, reg, replace_accept(m, "abs(return) < 1000"), NEWTON_FORMULA,
+                                sentinel=-999.0)
+    assert mod2.newton(1.0, 2.0, -3.0) == -999.0
+    assert mod2.main([1.0, 1.0], [2.0, 2.0], [-3.0, -3.0])[1] == [orig.newton(1.0, 2.0, -3.0), -999.0]
+
+
+def replace_accept(m: Manifest, accept: str) -> Manifest:
+    from dataclasses import replace
+    return replace(m, accept=accept)
+
+
+LOOP_PROG = '''\
+def step(a, b, out):
+    s = 0.0
+    # regionx: name=acc
+    for k in range(10):
+        s += a * k + b
+        out[k] = s
+    t = s * 2
+    # regionx: begin name=blk
+    u = t + a
+    v = u * b
+    # regionx: end
+    return s, u, v, out
+'''
+
+
+@pytest.mark.parametrize("which", ["loop", "block"])
+def test_loop_and_block_regions_run(tmp_path: Path, which: str) -> None:
+    if which == "loop":
+        reg = region("step:for@4", "loop", 4, 6, ("a", "b", "out"), ("s", "out"), qualname="step", name="acc")
+        m = manifest(reg, (0.0, 0.0, -1e9), (1.0, 1.0, 1e9), out_shapes={"out": (10,)})
+        m = Manifest(**{**m.__dict__, "inputs": (VarSpec("a"), VarSpec("b"), VarSpec("out", (10,)))})
+        formula = '''\
+            import numpy as _np
+            def exact(a, b, *out):
+                s, acc = 0.0, []
+                for k in range(10):
+                    s += a * k + b
+                    acc.append(s)
+                return (s, *acc)
+            '''
+        sentinel_check = ("s", 0)
+    else:
+        reg = region("blk", "block", 9, 10, "tab", "uv", qualname="step")
+        m = manifest(reg, (0.0,) * 3, (100.0, 1.0, 1.0))
+        formula = "def exact(t, a, b):\n    return (t + a, (t + a) * b)\n"
+        sentinel_check = ("u", 1)
+    orig = load(write(tmp_path, "orig.py", LOOP_PROG))
+    if which == "loop":
+        # a fake whose outputs are the 11 flattened columns (s, out[0..9]); inputs a, b, out[0..9]
+        m = Manifest(**{**m.__dict__, "lower": (0.0, 0.0) + (-1e9,) * 10, "upper": (1.0, 1.0) + (1e9,) * 10})
+        data = rewrite(LOOP_PROG, reg, m)
+        d = tmp_path / "loopout"
+        d.mkdir()
+        (d / m.module).write_text(LOOP_FAKE)
+        mod = load(write(d, "prog.py", data["text"]))
+    else:
+        mod, _, data = patched_module(tmp_path, LOOP_PROG, reg, m, formula)
+    for a, b in [(0.3, 0.7), (0.9, 0.1)]:
+        got = mod.step(a, b, [0.0] * 10)
+        want = orig.step(a, b, [0.0] * 10)
+        assert got == want
+    # outside the box: exact code; a list container stays a list of floats
+    got = mod.step(5.0, 0.5, [0.0] * 10)
+    assert got == orig.step(5.0, 0.5, [0.0] * 10) and all(type(v) is float for v in got[3])
+    assert revert_source(data["text"], "prog.py").data["text"] == LOOP_PROG
+    del sentinel_check
+
+
+LOOP_FAKE = '''\
+import numpy as np
+INPUTS = ("a", "b", "out")
+INPUT_SHAPES = ((), (), (10,))
+OUTPUTS = ("s", "out")
+OUTPUT_SHAPES = ((), (10,))
+LOWER = np.array([0.0, 0.0] + [-1e9] * 10)
+UPPER = np.array([1.0, 1.0] + [1e9] * 10)
+
+
+def _row(a, b):
+    s, acc = 0.0, []
+    for k in range(10):
+        s += a * k + b
+        acc.append(s)
+    return [s] + acc
+
+
+def predict(X):
+    X = np.asarray(X, dtype=float).reshape(-1, 12)
+    return np.array([_row(r[0], r[1]) for r in X])
+
+
+def predict_one(a, b, out):
+    y = predict(np.concatenate([[a, b], np.ravel(out)]))[0]
+    return float(y[0]), y[1:]
+
+
+def in_domain(X):
+    X = np.asarray(X, dtype=float).reshape(-1, 12)
+    return np.all((X >= LOWER) & (X <= UPPER), axis=1)
+
+
+def in_domain_one(a, b, out):
+    return bool(in_domain(np.concatenate([[a, b], np.ravel(out)]))[0])
+'''
+
+
+# ------------------------------------------------------------------------------------------
+# files: rewrite_file / revert_file, running `python OUT/prog.py` from another directory
+
+
+PROGRAM = NEWTON + '''
+
+if __name__ == "__main__":
+    import json
+    import sys
+    A = [0.6 + 0.1 * k for k in range(12)] + [4.0]
+    B = [3.0 - 0.5 * k for k in range(13)]
+    C = [-1.0 - 0.2 * k for k in range(13)]
+    out, res, arr, x, total = main(A, B, C)
+    print(json.dumps([out, res, arr.tolist(), x, total]))
+    print(sorted(m for m in sys.modules if m.startswith(("regionx", "tensorflow", "keras"))))
+'''
+
+
+@pytest.fixture()
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path, Manifest, Region]:
+    """A program, an artifact directory with manifest.json + fake module + weights, and a stub analysis."""
+    src = write(tmp_path, "prog.py", "import numpy as np\n" + PROGRAM)
+    reg = region("newton", "function", 6, 10, "abc", ("return",), qualname="newton")
+    m = manifest(reg, (0.5, -10.0, -10.0), (2.0, 10.0, 10.0))
+    art = tmp_path / "artifacts" / "newton"
+    art.mkdir(parents=True)
+    (art / "manifest.json").write_text(json.dumps(m.to_json()))
+    write_fake(art, m, NEWTON_FORMULA)
+    np.savez(art / "weights.npz", w=np.zeros(3))
+
+    import regionx.analysis as analysis
+    from regionx.types import FileAnalysis
+
+    def analyze_source(text: str, path: str) -> FileAnalysis:
+        return FileAnalysis(path=path, regions=(reg,))
+
+    def find_region(fa: FileAnalysis, selector: str) -> Region | None:
+        return next((r for r in fa.regions if selector in (r.id, r.name)), None)
+
+    monkeypatch.setattr(analysis, "analyze_source", analyze_source, raising=False)
+    monkeypatch.setattr(analysis, "find_region", find_region, raising=False)
+    monkeypatch.setattr(analysis, "region_source", None, raising=False)
+    return src, tmp_path / "artifacts", m, reg
+
+
+def run_python(script: Path, cwd: Path) -> list[str]:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run([sys.executable, str(script)], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.splitlines()
+
+
+def test_rewrite_file_out_dir_runs_from_any_cwd(project: tuple[Path, Path, Manifest, Region], tmp_path: Path) -> None:
+    src, art, m, _ = project
+    before = src.read_bytes()
+    res = rewrite_file(str(src), "newton", str(art), out=str(tmp_path / "OUT"), in_place=False, diff=True,
+                       force=False)
+    assert res.ok, [d.format() for d in res.diagnostics]
+    assert src.read_bytes() == before  # the user's file is untouched without --in-place
+    patched = tmp_path / "OUT" / "prog.py"
+    assert {os.path.basename(p) for p in res.artifacts.values()} == {"prog.py", m.module, "weights.npz"}
+    assert res.data["diff"].startswith("--- ") and "+def _regionx_exact_newton(a, b, c):" in res.data["diff"]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    want = run_python(src, elsewhere)
+    got = run_python(patched, elsewhere)
+    assert got == want
+    assert got[1] == "[]"  # no regionx / TensorFlow at run time
+
+
+def test_rewrite_file_in_place_and_revert_file(project: tuple[Path, Path, Manifest, Region]) -> None:
+    src, art, m, _ = project
+    before = src.read_text()
+    res = rewrite_file(str(src), None, str(art), out=None, in_place=True, diff=False, force=False)
+    assert res.ok and src.read_text() == res.data["text"] != before
+    assert (src.parent / m.module).is_file() and (src.parent / "weights.npz").is_file()
+    assert not [p for p in os.listdir(src.parent) if p.startswith(".regionx-")]  # no temp files left
+    again = rewrite_file(str(src), None, str(art), out=None, in_place=True, diff=False, force=False)
+    assert [d.code for d in again.diagnostics] == ["RX501"]
+    back = revert_file(str(src), in_place=True)
+    assert back.ok and src.read_text() == before
+    assert [d.code for d in revert_file(str(src), in_place=True).diagnostics] == ["RX504"]
+
+
+def test_rewrite_file_errors(project: tuple[Path, Path, Manifest, Region], tmp_path: Path) -> None:
+    src, art, _, _ = project
+    assert [d.code for d in rewrite_file(str(tmp_path / "nope.py"), None, str(art)).diagnostics] == ["RX001"]
+    assert [d.code for d in rewrite_file(str(src), None, str(tmp_path / "empty")).diagnostics] == ["RX503"]
+    res = rewrite_file(str(src), "unknown", str(art / "newton"))
+    assert [d.code for d in res.diagnostics] == ["RX005"]

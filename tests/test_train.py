@@ -1,0 +1,247 @@
+"""`regionx train`: topology search, performance-driven selection and the artifacts it writes."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from regionx import compile as rxc
+from regionx.train import (
+    DEFAULT_TOPOLOGIES,
+    error_metrics,
+    parse_topologies,
+    render_report_md,
+    select_topology,
+    train_dataset,
+)
+from regionx.types import Dataset, DatasetMeta, Manifest, TopologyResult, VarSpec
+
+
+def linear_dataset(n: int = 1500, seed: int = 0, exact_time: float = 5e-6, tolerance: float = 0.01) -> Dataset:
+    """y = 2a + b on a in [1, 2], b in [1, 2] (outputs 3..6, so rel tolerance 1% is 0.03..0.06)."""
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(1.0, 2.0, size=(n, 2))
+    Y = (2 * X[:, 0] + X[:, 1])[:, None]
+    meta = DatasetMeta(region_id="lin", region_name="lin", source_path="fixtures/lin.py", source_sha256="ab" * 32,
+                       inputs=(VarSpec("a"), VarSpec("b")), outputs=(VarSpec("return"),),
+                       domain={"a": "uniform(1, 2)", "b": "uniform(1, 2)"}, seed=seed, requested=n, dropped={"raised": 0},
+                       exact_time_per_call=exact_time, tolerance=tolerance, metric="rel")
+    return Dataset(X=X, Y=Y, meta=meta)
+
+
+# --------------------------------------------------------------------------- pure functions
+
+
+@pytest.mark.parametrize("spec,expected", [
+    ("5,3;8,5", [((5, 3), "tanh"), ((8, 5), "tanh")]),
+    ("5x3:relu;8", [((5, 3), "relu"), ((8,), "tanh")]),
+    (" 8 , 5 : tanh|relu ", [((8, 5), "tanh"), ((8, 5), "relu")]),
+    ("16;16", [((16,), "tanh")]),
+    ("4:sigmoid;4:linear", [((4,), "sigmoid"), ((4,), "linear")]),
+    ("default", DEFAULT_TOPOLOGIES),
+])
+def test_parse_topologies(spec, expected):
+    assert parse_topologies(spec) == expected
+
+
+@pytest.mark.parametrize("spec,message", [
+    ("", "empty"),
+    ("5,,3", "empty layer width"),
+    ("5,a", "not an integer"),
+    ("0", "at least 1"),
+    ("5:softmax", "unknown activation"),
+])
+def test_parse_topologies_errors(spec, message):
+    with pytest.raises(ValueError, match=message):
+        parse_topologies(spec)
+
+
+def test_default_topologies_cover_the_paper():
+    hidden = {h for h, _a in DEFAULT_TOPOLOGIES}
+    assert {(3,), (5,), (8,), (3, 2), (5, 3), (8, 5), (5, 3, 2), (8, 5, 3), (11, 8, 5), (16,), (32,), (32, 32), (64, 64)} == hidden
+    assert {a for _h, a in DEFAULT_TOPOLOGIES} == {"tanh", "relu"}
+    assert len(DEFAULT_TOPOLOGIES) == 26
+
+
+def test_error_metrics_rel_abs_and_floor():
+    exact = np.array([[1.0, 100.0], [0.0, 2.0], [10.0, 10.0]])
+    pred = np.array([[1.005, 100.5], [0.0005, 2.0], [10.2, np.nan]])
+    rel = error_metrics(pred, exact, "rel", 0.01)
+    # row 0: 0.5%, 0.5%; row 1: 0.0005/max(0, 1e-3) = 0.5 (floor) ; row 2: 2% and NaN
+    assert rel["accuracy"] == pytest.approx(1 / 3)
+    assert rel["max_error"] == np.inf
+    ab = error_metrics(pred[:2], exact[:2], "abs", 0.01)
+    assert ab["accuracy"] == 0.5  # 0.5 absolute error on 100.5 fails
+    assert ab["max_error"] == pytest.approx(0.5)
+    assert ab["loss"] == pytest.approx(np.mean((pred[:2] - exact[:2]) ** 2))
+
+
+def _row(hidden, acc, t_call, t_elem, target=0.99) -> TopologyResult:
+    return TopologyResult(hidden=hidden, activation="tanh", train_time=1.0, steps=10, epochs=1, loss=0.1, mean_error=0.01,
+                          max_error=0.02, accuracy=acc, time_per_call=t_call, time_per_element=t_elem,
+                          exact_time_per_call=1e-5, meets_target=acc >= target)
+
+
+@pytest.mark.parametrize("rows,by,expected", [
+    # both meet the target: the faster per call wins even though it is less accurate
+    ([_row((32, 32), 1.0, 6e-6, 5e-8), _row((4,), 0.995, 4e-7, 2e-8)], "call", 1),
+    # by batch element the other one is faster
+    ([_row((32, 32), 1.0, 6e-6, 1e-8), _row((4,), 0.995, 4e-7, 2e-8)], "batch", 0),
+    # the fastest misses the target: next fastest that meets it
+    ([_row((3,), 0.90, 3e-7, 1e-8), _row((8,), 0.995, 8e-7, 2e-8), _row((16,), 0.999, 2e-6, 2e-8)], "call", 1),
+    # within the 5% tie band: the more accurate wins
+    ([_row((5,), 0.991, 1.00e-6, 1e-8), _row((6,), 0.999, 1.03e-6, 1e-8)], "call", 1),
+    # nothing meets the target
+    ([_row((3,), 0.5, 3e-7, 1e-8), _row((5,), 0.98, 5e-7, 1e-8)], "call", None),
+])
+def test_select_topology(rows, by, expected):
+    assert select_topology(rows, 0.99, by=by) == expected
+
+
+# --------------------------------------------------------------------------- end to end (small, fixed seeds)
+
+
+TWO = [((8,), "relu"), ((32, 32), "relu")]
+
+
+def _run(tmp_path, name, **kw):
+    ds = kw.pop("dataset", None) or linear_dataset()
+    kw.setdefault("topologies", TWO)
+    kw.setdefault("epochs", 40)
+    kw.setdefault("seed", 1)
+    return train_dataset(ds, str(tmp_path / name), **kw)
+
+
+def test_linear_reaches_target_and_writes_artifacts(tmp_path):
+    calls: list[tuple[str, int, int]] = []
+    result = _run(tmp_path, "a", progress=lambda label, done, total: calls.append((label, done, total)))
+    assert result.status == "ok", result.diagnostics
+    assert result.region_id == "lin"
+    rows = result.data["rows"]
+    assert [r["label"] for r in rows] == ["8 relu", "32x32 relu"]
+    assert all(r["meets_target"] and r["accuracy"] >= 0.99 for r in rows)
+    for r in rows:
+        assert r["steps"] > 0 and 1 <= r["epochs"] <= 40 and r["train_time"] > 0
+        assert r["time_per_call"] > 0 and r["time_per_element"] > 0 and r["exact_time_per_call"] == 5e-6
+    # Both meet the target; the 2x8x1 straight-line surrogate is far faster per call than 2x32x32x1.
+    assert rows[0]["predict_one_path"] == "scalar" and rows[1]["predict_one_path"] == "numpy"
+    assert result.data["chosen"]["label"] == "8 relu" and rows[0]["chosen"] and not rows[1]["chosen"]
+    # progress: per-epoch calls for each topology, ending with done == total
+    assert ("8 relu", 40, 40) in calls and ("32x32 relu", 40, 40) in calls
+    assert any(c[0] == "8 relu" and c[1] == 1 for c in calls)
+
+    out = tmp_path / "a"
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["manifest.json", "report.json", "report.md", "model.keras", "surrogate_lin.py", "weights.npz"])
+    assert result.artifacts["module"] == str(out / "surrogate_lin.py")
+    manifest = Manifest.from_json(json.loads((out / "manifest.json").read_text()))
+    assert manifest.region_id == "lin" and manifest.source_sha256 == "ab" * 32 and manifest.module == "surrogate_lin.py"
+    assert manifest.topology.hidden == (8,) and manifest.topology.accuracy >= 0.99
+    assert manifest.tolerance == 0.01 and manifest.metric == "rel" and manifest.target == 0.99
+    ds = linear_dataset()
+    assert all(1.0 <= lo < 1.01 for lo in manifest.lower) and all(1.99 < hi <= 2.0 for hi in manifest.upper)
+
+    # The written module is accurate on fresh points and agrees with the saved Keras model.
+    mod = rxc.load_module(str(out / "surrogate_lin.py"))
+    np.testing.assert_array_equal(mod.LOWER, manifest.lower)
+    fresh = np.random.default_rng(99).uniform(1.05, 1.95, size=(500, 2))
+    exact = 2 * fresh[:, 0] + fresh[:, 1]
+    assert error_metrics(mod.predict(fresh), exact[:, None], "rel", 0.01)["accuracy"] >= 0.97
+    assert mod.predict_one(1.5, 1.5) == pytest.approx(4.5, rel=0.01)
+    assert mod.in_domain_one(1.5, 1.5) and not mod.in_domain_one(2.5, 1.5)
+    report = json.loads((out / "report.json").read_text())
+    assert report["status"] == "ok" and report["dataset"]["n"] == ds.X.shape[0]
+    assert report["dataset"]["n_train"] + report["dataset"]["n_val"] + report["dataset"]["n_test"] == ds.X.shape[0]
+    md = (out / "report.md").read_text()
+    assert "| 2x8x1 | relu |" in md and "| 2x32x32x1 | relu |" in md and "**chosen**" in md
+
+    # model.keras is the chosen model: same predictions as the compiled module
+    from regionx.train import _import_keras
+
+    keras, _tf = _import_keras()
+    model = keras.models.load_model(str(out / "model.keras"))
+    layers = rxc.keras_layers(model)
+    assert [W.shape[1] for W, _b, _a in layers] == [8, 1]
+
+
+def test_same_seed_same_choice(tmp_path):
+    first = _run(tmp_path, "s1", epochs=15)
+    second = _run(tmp_path, "s2", epochs=15)
+    assert first.data["chosen"]["label"] == second.data["chosen"]["label"]
+    for a, b in zip(first.data["rows"], second.data["rows"]):
+        for key in ("label", "steps", "epochs", "loss", "accuracy", "mean_error", "max_error"):
+            assert a[key] == b[key], key
+    w1 = np.load(tmp_path / "s1" / "weights.npz")
+    w2 = np.load(tmp_path / "s2" / "weights.npz")
+    np.testing.assert_array_equal(w1["W0"], w2["W0"])
+
+
+def test_too_strict_tolerance_fails_with_rx401_and_reports_best(tmp_path):
+    result = _run(tmp_path, "strict", tolerance=1e-9, epochs=3)
+    assert result.status == "failed"
+    assert [d.code for d in result.diagnostics] == ["RX401"]
+    diag = result.diagnostics[0]
+    best = result.data["best"]
+    assert best is not None and best["label"] in diag.message
+    assert "within tolerance 1e-09 (rel)" in diag.message
+    assert result.data["chosen"] is None and not any(r["chosen"] for r in result.data["rows"])
+    assert max(r["accuracy"] for r in result.data["rows"]) == best["accuracy"]
+    out = tmp_path / "strict"
+    assert sorted(p.name for p in out.iterdir()) == ["report.json", "report.md"]  # no manifest: nothing usable
+    report = json.loads((out / "report.json").read_text())
+    assert report["status"] == "failed" and len(report["rows"]) == 2
+    assert "No topology reached the target" in (out / "report.md").read_text()
+
+
+def test_executor_path_and_abs_metric(tmp_path):
+    seen: list[str] = []
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        result = _run(tmp_path, "ex", topologies=[((6,), "relu")], metric="abs", tolerance=0.05, epochs=30,
+                      executor=pool, progress=lambda label, done, total: seen.append(label))
+    assert result.status == "ok", result.diagnostics
+    assert result.data["metric"] == "abs" and result.data["rows"][0]["label"] == "6 relu"
+    assert seen == ["6 relu"]
+    assert json.loads((tmp_path / "ex" / "manifest.json").read_text())["metric"] == "abs"
+
+
+@pytest.mark.parametrize("mutate,code", [
+    (lambda ds: Dataset(ds.X[:10], ds.Y[:10], ds.meta), "RX307"),
+    (lambda ds: Dataset(np.where(np.arange(ds.X.size).reshape(ds.X.shape) == 3, np.nan, ds.X), ds.Y, ds.meta), "RX307"),
+    (lambda ds: Dataset(ds.X[:, :1], ds.Y, ds.meta), "RX307"),
+])
+def test_bad_dataset_is_a_diagnostic(tmp_path, mutate, code):
+    result = train_dataset(mutate(linear_dataset(200)), str(tmp_path / "bad"), topologies=TWO, epochs=1)
+    assert result.status == "failed" and [d.code for d in result.diagnostics] == [code]
+
+
+@pytest.mark.parametrize("kw,code", [
+    ({"metric": "l1"}, "RX006"),
+    ({"tolerance": -1.0}, "RX006"),
+    ({"target": 1.5}, "RX006"),
+    ({"topologies": [((0,), "tanh")]}, "RX403"),
+    ({"topologies": [((3,), "softmax")]}, "RX403"),
+])
+def test_bad_options_are_diagnostics(tmp_path, kw, code):
+    result = train_dataset(linear_dataset(200), str(tmp_path / "bad"), epochs=1, **{"topologies": TWO, **kw})
+    assert result.status == "failed" and [d.code for d in result.diagnostics] == [code]
+
+
+def test_render_report_md_failed_without_rows():
+    report = {"region_name": "r", "region_id": "r", "tolerance": 0.01, "metric": "rel", "target": 0.99, "seed": 0,
+              "select_by": "call", "rows": [], "chosen": None, "best": None,
+              "dataset": {"source_path": "x.py", "n": 0, "n_train": 0, "n_val": 0, "n_test": 0, "d_in": 1, "d_out": 1,
+                          "input_columns": ["a"], "output_columns": ["return"], "exact_time_per_call": 0.0}}
+    assert "No topology was trained." in render_report_md(report)
+
+
+def test_import_regionx_train_does_not_load_tensorflow():
+    code = "import sys, regionx.train, regionx.compile; assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert proc.returncode == 0, proc.stderr
