@@ -323,6 +323,10 @@ def check_region(text: str, path: str, shown: str, region: Region, config: Confi
         return replace(row, status="skipped", note=f"not replaceable ({reasons}); no artifacts"), None
     if manifest is not None and manifest.region_id != region.id:
         problems.append(f"{_display(os.path.join(region_dir, MANIFEST), cwd)} belongs to region {manifest.region_id!r}")
+    elif manifest is not None and os.path.basename(manifest.source_path) != os.path.basename(path):
+        # two files with a region of the same name share <artifacts>/<name>/: say whose it is
+        problems.append(f"{_display(os.path.join(region_dir, MANIFEST), cwd)} belongs to region "
+                        f"{manifest.region_id!r} of {manifest.source_path}")
     if problems:
         diag = make("RX601", shown, region.start_line, region.col, region=region.id,
                     detail=f"{'; '.join(problems)} in {_display(region_dir, cwd)}")

@@ -22,7 +22,8 @@ from regionx import __version__, api
 from regionx.diagnostics import Diagnostic, exit_status
 from regionx.types import FileAnalysis, StageResult
 
-console = Console(highlight=False, soft_wrap=True)
+# Piped output (CI logs, tests) gets a wide table instead of rich's 80-column default.
+console = Console(highlight=False, width=None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "160")))
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
@@ -85,7 +86,7 @@ def _analysis_table(fa: FileAnalysis) -> Table:
     for col in ("id", "kind", "lines", "inputs", "outputs", "internals", "globals", "replaceable"):
         table.add_column(col, overflow="fold")
     for r in fa.regions:
-        verdict = "yes" if r.replaceable else "no: " + "; ".join(f"{x.code} {x.message} (line {x.line})" for x in r.reasons)
+        verdict = "yes" if r.replaceable else "no: " + ", ".join(x.code for x in r.reasons)
         if r.time_share is not None:
             verdict += f" [{r.time_share:.1%} of run]"
         table.add_row(
@@ -108,6 +109,9 @@ def analyze(files: tuple[str, ...], as_json: bool, profile_cmd: str | None) -> N
         for fa in results:
             if fa.ok:
                 console.print(_analysis_table(fa))
+                for r in fa.regions:
+                    for reason in r.reasons:
+                        console.print(f"  {fa.path}:{reason.line}: {reason.code} {r.id} {reason.message}")
     diagnostics = [d for fa in results for d in fa.diagnostics]
     _print_diagnostics(diagnostics)
     sys.exit(exit_status(diagnostics))

@@ -390,7 +390,7 @@ def extract_region(text: str, path: str, region: Region) -> StageResult:
 
     for reason in region.reasons:
         if reason.code == "RX205":
-            return fail(reason.line, f"control flow leaves the region ({reason.message})")
+            return fail(reason.line, reason.message)
     try:
         module = cst.parse_module(text)
     except cst.ParserSyntaxError as exc:

@@ -3,10 +3,13 @@
 A libcst transformer splices generated code into the module; everything outside the region is
 left byte-for-byte as it was. What the rewrite changes is bracketed by comment markers
 
-    # regionx: rewritten <region-id> begin          (the region itself)
-    # regionx: rewritten <region-id> loader begin   (module-level loading of the surrogate)
-    # regionx: rewritten <region-id> batch begin    (a map loop hoisted into one batched predict)
+    # regionx-rewritten: <region-id> begin          (the region itself)
+    # regionx-rewritten: <region-id> loader begin   (module-level loading of the surrogate)
+    # regionx-rewritten: <region-id> batch begin    (a map loop hoisted into one batched predict)
     ... matching '... end' lines
+
+(not '# regionx:' lines, so the pragma parser never mistakes them for pragmas; a region's pragma
+lines stay directly above the original code they annotate, inside the marked span)
 
 and the original code is kept inside, verbatim apart from one thing per kind (a function's name,
 or one level of block nesting under ``else:``), so that `revert_source` restores the original
@@ -56,10 +59,11 @@ __all__ = [
     "revert_file",
 ]
 
-# `# regionx: rewritten <id> [loader|batch] begin|end`
+# `# regionx-rewritten: <id> [loader|batch] begin|end`
 MARKER_RE = re.compile(
-    r"^#\s*regionx:\s*rewritten\s+(?P<id>\S+)(?:\s+(?P<kind>loader|batch))?\s+(?P<edge>begin|end)\b"
+    r"^#\s*regionx-rewritten:\s*(?P<id>\S+)(?:\s+(?P<kind>loader|batch))?\s+(?P<edge>begin|end)\b"
 )
+_PRAGMA_RE = re.compile(r"^#\s*regionx:")
 
 # Builtins that are pure for numeric arguments: allowed inside a hoisted loop's statement.
 _PURE_BUILTINS = frozenset({"abs", "float", "int", "len", "min", "max", "round", "complex", "bool", "pow"})
@@ -90,8 +94,24 @@ def _marker_id(region_id: str) -> str:
 def _marker_line(region_id: str, kind: str | None, edge: str) -> cst.EmptyLine:
     kind_text = f" {kind}" if kind else ""
     return cst.EmptyLine(
-        indent=True, comment=cst.Comment(f"# regionx: rewritten {_marker_id(region_id)}{kind_text} {edge}")
+        indent=True, comment=cst.Comment(f"# regionx-rewritten: {_marker_id(region_id)}{kind_text} {edge}")
     )
+
+
+def _lead(stmt: cst.CSTNode) -> tuple[cst.EmptyLine, ...]:
+    """The comment/blank lines owned by a statement, above it."""
+    return tuple(getattr(stmt, "leading_lines", ()))
+
+
+def _split_pragma(lines: Sequence[cst.EmptyLine]) -> tuple[tuple[cst.EmptyLine, ...], tuple[cst.EmptyLine, ...]]:
+    """(lines above the pragma, the pragma run directly above the statement)."""
+    k = len(lines)
+    while k > 0:
+        comment = lines[k - 1].comment
+        if comment is None or not _PRAGMA_RE.match(comment.value):
+            break
+        k -= 1
+    return tuple(lines[:k]), tuple(lines[k:])
 
 
 def _parse_marker(line: cst.EmptyLine) -> tuple[str, str | None, str] | None:
@@ -334,13 +354,12 @@ def _locate(wrapper: MetadataWrapper, region: Region) -> _Target:
         return _Target("function", [fn], start(fn), pos[fn].start.column + 1)
 
     if region.kind == "loop":
-        cands = [n for n in loc.loops if start(n) == region.start_line]
-        if not cands:
-            cands = [n for n in loc.loops if region.start_line <= start(n) <= region.end_line]
-            cands.sort(key=start)
-        if not cands:
+        loops: list[cst.CSTNode] = [n for n in loc.loops if start(n) == region.start_line]
+        if not loops:
+            loops = sorted((n for n in loc.loops if region.start_line <= start(n) <= region.end_line), key=start)
+        if not loops:
             raise _RewriteError(f"no loop at line {region.start_line}", line=region.start_line)
-        node = cands[0]
+        node = loops[0]
         return _Target("loop", [node], start(node), pos[node].start.column + 1)  # type: ignore[list-item]
 
     # block: consecutive statements of one body inside [start_line, end_line]
@@ -602,7 +621,9 @@ class _ReplaceNode(cst.CSTTransformer):
 
 
 def _replace_call(node: cst.CSTNode, call: cst.Call, replacement: str = "None") -> cst.CSTNode:
-    return node.visit(_ReplaceNode(call, cst.parse_expression(replacement)))
+    out = node.visit(_ReplaceNode(call, cst.parse_expression(replacement)))
+    assert isinstance(out, cst.CSTNode)
+    return out
 
 
 def _find_hoists(wrapper: MetadataWrapper, fn: cst.FunctionDef, region: Region,
@@ -663,21 +684,23 @@ def _find_hoists(wrapper: MetadataWrapper, fn: cst.FunctionDef, region: Region,
 # generated code
 
 
-def _loader_code(names: _Names, module_name: str, manifest: Manifest, region: Region,
+def _loader_code(names: _Names, rel: str, manifest: Manifest, region: Region,
                  with_try: bool, with_map: bool, input_positions: list[int]) -> str:
-    """Module-level statements: load the surrogate beside this file, and the guard helpers."""
+    """Module-level statements: load the surrogate (`rel`, relative to this file), and the guard helpers."""
+    stem = os.path.splitext(rel.rsplit("/", 1)[-1])[0]
+    where = ", ".join(repr(part) for part in rel.split("/"))
     ins = [v.name for v in manifest.inputs]
     outs = [v.name for v in manifest.outputs]
     is_function = region.kind == "function"
     parts: list[str] = [
         f"import numpy as {_PREFIX}np\n\n\n"
         f"def {names.loader}():\n"
-        f'    """Load {module_name}.py from the directory of this file (written by regionx rewrite)."""\n'
+        f'    """Load {rel} from the directory of this file (written by regionx rewrite)."""\n'
         f"    import importlib.util\n"
         f"    import os\n"
         f'    here = globals().get("__file__")\n'
         f"    here = os.path.dirname(os.path.abspath(here)) if here else os.getcwd()\n"
-        f"    spec = importlib.util.spec_from_file_location({module_name!r}, os.path.join(here, {module_name + '.py'!r}))\n"
+        f"    spec = importlib.util.spec_from_file_location({stem!r}, os.path.join(here, {where}))\n"
         f"    module = importlib.util.module_from_spec(spec)\n"
         f"    spec.loader.exec_module(module)\n"
         f"    return module\n\n\n"
@@ -820,8 +843,9 @@ def _guarded(stmts: list[cst.BaseStatement], names: _Names, manifest: Manifest, 
     )
     (node,) = _parse_stmts(code)
     assert isinstance(node, cst.If) and node.orelse is not None
-    lead = tuple(stmts[0].leading_lines) + (_marker_line(region_id, None, "begin"),)
-    first = stmts[0].with_changes(leading_lines=())
+    head, pragma = _split_pragma(_lead(stmts[0]))
+    lead = head + (_marker_line(region_id, None, "begin"),)
+    first = stmts[0].with_changes(leading_lines=pragma)
     else_body = node.orelse.body.with_changes(body=[first, *stmts[1:]])  # type: ignore[union-attr]
     return node.with_changes(leading_lines=lead, orelse=node.orelse.with_changes(body=else_body))
 
@@ -844,9 +868,10 @@ def _hoisted(h: _Hoist, updated_loop: cst.For, names: _Names, fname: str, region
     assert isinstance(store, cst.For)
     store = store.with_changes(leading_lines=())
     body = node.body.with_changes(body=[node.body.body[0], store])
-    orig = updated_loop.with_changes(leading_lines=())
+    head, pragma = _split_pragma(updated_loop.leading_lines)
+    orig = updated_loop.with_changes(leading_lines=pragma)
     else_body = node.orelse.body.with_changes(body=[orig])  # type: ignore[union-attr]
-    lead = tuple(updated_loop.leading_lines) + (_marker_line(region_id, "batch", "begin"),)
+    lead = head + (_marker_line(region_id, "batch", "begin"),)
     return node.with_changes(leading_lines=lead, body=body, orelse=node.orelse.with_changes(body=else_body))
 
 
@@ -855,7 +880,7 @@ def _hoisted(h: _Hoist, updated_loop: cst.For, names: _Names, fname: str, region
 
 
 def _with_end_marker(stmt: cst.BaseStatement, marker: cst.EmptyLine) -> cst.BaseStatement:
-    return stmt.with_changes(leading_lines=(marker, *stmt.leading_lines))
+    return stmt.with_changes(leading_lines=(marker, *_lead(stmt)))
 
 
 class _Rewriter(cst.CSTTransformer):
@@ -882,12 +907,12 @@ class _Rewriter(cst.CSTTransformer):
             o, u = orig[i], new[i]
             if is_module and self.loader is not None and o is self.loader_before:
                 stmts, end = self.loader
-                lead = list(u.leading_lines)
+                lead = list(_lead(u))
                 n_end = 0
                 while n_end < len(lead) and (_parse_marker(lead[n_end]) or ("", "", ""))[2] == "end":
                     n_end += 1
                 # end markers of earlier rewrites close before our loader begins
-                first = stmts[0].with_changes(leading_lines=(*lead[:n_end], *stmts[0].leading_lines))
+                first = stmts[0].with_changes(leading_lines=(*lead[:n_end], *_lead(stmts[0])))
                 out.extend([first, *stmts[1:]])
                 u = u.with_changes(leading_lines=lead[n_end:])
                 pending.insert(0, end)
@@ -897,14 +922,14 @@ class _Rewriter(cst.CSTTransformer):
                 while j < len(orig) and id(orig[j]) in self.skip:
                     j += 1
                 if pending:
-                    u = u.with_changes(leading_lines=(*pending, *u.leading_lines))
+                    u = u.with_changes(leading_lines=(*pending, *_lead(u)))
                     pending = []
                 out.extend(builder([u, *new[i + 1: j]]))
                 pending.append(end)
                 i = j
                 continue
             if pending:
-                u = u.with_changes(leading_lines=(*pending, *u.leading_lines))
+                u = u.with_changes(leading_lines=(*pending, *_lead(u)))
                 pending = []
             out.append(u)
             i += 1
@@ -939,8 +964,10 @@ def _attach_header(module: cst.Module) -> cst.Module:
     k = len(header)
     while k > 0 and header[k - 1].comment is not None:
         k -= 1
-    while k < len(header) and k < 2 and header[k].comment is not None and (
-            header[k].comment.value.startswith("#!") or re.match(r"^#.*coding[:=]", header[k].comment.value)):
+    while k < len(header) and k < 2:
+        comment = header[k].comment
+        if comment is None or not (comment.value.startswith("#!") or re.match(r"^#.*coding[:=]", comment.value)):
+            break
         k += 1
     if k == len(header):
         return module
@@ -1004,8 +1031,11 @@ def rewrite_source(text: str, path: str, region: Region, manifest: Manifest, *, 
         return fail("RX501", region=rid)
     if manifest.region_id not in (region.id, region.name):
         return fail("RX503", detail=f"manifest is for region {manifest.region_id!r}, not {rid!r}")
-    if not module_name.isidentifier():
-        return fail("RX503", detail=f"module name {module_name!r} is not a Python identifier")
+    rel = module_name.replace(os.sep, "/")
+    rel = rel if rel.endswith(".py") else rel + ".py"
+    stem = os.path.splitext(rel.rsplit("/", 1)[-1])[0]
+    if not stem.isidentifier() or rel.startswith("/"):
+        return fail("RX503", detail=f"module {module_name!r} is not a Python module name or relative .py path")
     if not manifest.outputs or not manifest.inputs:
         return fail("RX505", region=rid, detail="the manifest lists no inputs or no outputs")
     try:
@@ -1047,7 +1077,7 @@ def rewrite_source(text: str, path: str, region: Region, manifest: Manifest, *, 
                 data={"profitability": prof.to_json(), "hoist_skipped": skipped},
             )
 
-        loader_code = _loader_code(names, module_name, manifest, region,
+        loader_code = _loader_code(names, rel, manifest, region,
                                    with_try=target.kind != "function", with_map=bool(hoists),
                                    input_positions=input_positions)
         loader_stmts = _parse_stmts(loader_code)
@@ -1070,8 +1100,9 @@ def rewrite_source(text: str, path: str, region: Region, manifest: Manifest, *, 
             def build_fn(us: list[cst.BaseStatement]) -> list[cst.BaseStatement]:
                 u = us[0]
                 assert isinstance(u, cst.FunctionDef)
+                head, pragma = _split_pragma(_lead(u))
                 exact = u.with_changes(name=cst.Name(_EXACT_PREFIX + u.name.value),
-                                       leading_lines=(*u.leading_lines, _marker_line(rid, None, "begin")))
+                                       leading_lines=(*head, _marker_line(rid, None, "begin"), *pragma))
                 return [exact, disp]
 
             replacements[id(fn0)] = (build_fn, end)
@@ -1117,7 +1148,7 @@ def rewrite_source(text: str, path: str, region: Region, manifest: Manifest, *, 
             "path_taken": "batch" if hoists else "scalar",
             "profitability": prof.to_json(),
             "kind": target.kind,
-            "module": module_name,
+            "module": rel,
         },
     )
 
@@ -1145,7 +1176,7 @@ class _Reverter(cst.CSTTransformer):
         while i < len(body):
             s = body[i]
             begin_at = None
-            for k, ln in enumerate(s.leading_lines):
+            for k, ln in enumerate(_lead(s)):
                 m = _parse_marker(ln)
                 if m and m[2] == "begin" and self._wanted(m[0]):
                     begin_at = (k, m[0], m[1])
@@ -1159,7 +1190,7 @@ class _Reverter(cst.CSTTransformer):
             j = i + 1
             end_idx: tuple[str, int] | None = None
             while j < len(body):
-                hit = self._end_in(body[j].leading_lines, mid, kind)
+                hit = self._end_in(_lead(body[j]), mid, kind)
                 if hit is not None:
                     end_idx = ("stmt", hit)
                     break
@@ -1167,15 +1198,15 @@ class _Reverter(cst.CSTTransformer):
             if end_idx is None:
                 hit = self._end_in(foot, mid, kind)
                 if hit is None:
-                    raise _RevertError(f"marker 'rewritten {mid} begin' has no matching end")
+                    raise _RevertError(f"marker 'regionx-rewritten: {mid} begin' has no matching end")
                 end_idx = ("footer", hit)
             span = body[i:j]
-            lead = list(s.leading_lines)
+            lead = list(_lead(s))
             before, after = lead[:k], lead[k + 1:]
             restored = self._restore(span, kind, before + after)
             if end_idx[0] == "stmt":
                 nxt = body[j]
-                ll = list(nxt.leading_lines)
+                ll = list(_lead(nxt))
                 del ll[end_idx[1]]
                 if kind == "loader":
                     # the loader's own lines are generated; only markers of other rewrites move on
@@ -1203,10 +1234,10 @@ class _Reverter(cst.CSTTransformer):
         if kind == "loader":
             return []
         if len(span) == 1 and isinstance(span[0], cst.If) and isinstance(span[0].orelse, cst.Else):
-            orig = list(span[0].orelse.body.body)  # type: ignore[union-attr]
+            orig: list[cst.BaseStatement] = list(span[0].orelse.body.body)  # type: ignore[arg-type]
             if not orig:
                 raise _RevertError("rewritten block has no original code")
-            orig[0] = orig[0].with_changes(leading_lines=(*lead, *orig[0].leading_lines))
+            orig[0] = orig[0].with_changes(leading_lines=(*lead, *_lead(orig[0])))
             return orig
         if (len(span) == 2 and isinstance(span[0], cst.FunctionDef) and isinstance(span[1], cst.FunctionDef)
                 and span[0].name.value == _EXACT_PREFIX + span[1].name.value):
@@ -1445,5 +1476,5 @@ def revert_file(path: str, *, region: str | None = None, out: str | None = None,
             _atomic_write_text(out_path, new_text)
         except OSError as exc:
             return StageResult(status="failed", diagnostics=(make("RX007", out_path, detail=str(exc)),))
-        artifacts["reverted"] = out_path
+        artifacts["patched"] = out_path  # the key the CLI reports as "wrote <path>"
     return StageResult(status="ok", region_id=region or "", artifacts=artifacts, data=data)

@@ -193,23 +193,44 @@ def _rx_draw_inputs(specs, n, rng, require=None, min_rate=0.01, min_judged=1000)
 
 
 def _rx_outputs(result, n_outputs):  # type: ignore[no-untyped-def]
-    """The region's result tuple as float64 arrays; raises TypeError/ValueError if it is not numbers."""
+    """The region's result tuple as numbers: a float per scalar, a float64 array (a copy) per array.
+
+    Raises TypeError/ValueError/OverflowError if it is not a tuple of `n_outputs` numbers/arrays.
+    """
     import numpy as np
 
     if not isinstance(result, tuple) or len(result) != n_outputs:
         raise TypeError(f"expected a tuple of {n_outputs} outputs")
-    arrays = []
+    values = []
     for value in result:
+        if type(value) is float or type(value) is int:  # the common case, without numpy's overhead
+            values.append(float(value))
+            continue
         array = np.array(value, dtype=np.float64)  # a copy: later mutation cannot change it
-        arrays.append(array)
-    return tuple(arrays)
+        values.append(float(array) if array.ndim == 0 else array)
+    return tuple(values)
+
+
+def _rx_finite(values):  # type: ignore[no-untyped-def]
+    """True if no output holds NaN or inf."""
+    import math
+
+    import numpy as np
+
+    for value in values:
+        if type(value) is float:
+            if not math.isfinite(value):
+                return False
+        elif not np.all(np.isfinite(value)):
+            return False
+    return True
 
 
 def _rx_call_rows(fn, rows, timeout, n_outputs):  # type: ignore[no-untyped-def]
     """Call ``fn(*row)`` for each row; return one ``(status, outputs)`` per row.
 
-    status is 'ok' (outputs: a tuple of float64 arrays), 'raised', 'nonfinite' or 'timeout'
-    (outputs None). The time limit uses SIGALRM (re-armed every `timeout` seconds, so code that
+    status is 'ok' (outputs: a tuple of floats / float64 arrays), 'raised' (outputs: the message),
+    'nonfinite' or 'timeout' (outputs None). The time limit uses SIGALRM (re-armed every `timeout` seconds, so code that
     swallows the first one is interrupted again) when this is the main thread of a Unix process;
     elsewhere the caller must bound the run (regionx.sample runs chunks in a subprocess there).
     """
@@ -246,12 +267,13 @@ def _rx_call_rows(fn, rows, timeout, n_outputs):  # type: ignore[no-untyped-def]
                         armed[0] = False
                         signal.setitimer(signal.ITIMER_REAL, 0)
                 outputs = _rx_outputs(result, n_outputs)
-                if not all(np.all(np.isfinite(a)) for a in outputs):
+                if not _rx_finite(outputs):
                     status, outputs = "nonfinite", None
             except _RxTimeout:
                 status, outputs = "timeout", None
-            except Exception:
-                status, outputs = "raised", None
+            except Exception as exc:
+                # Keep the message (not the exception: it may not pickle) to explain drops.
+                status, outputs = "raised", f"{type(exc).__name__}: {exc}"[:300]
             results.append((status, outputs))
     finally:
         if use_alarm:
@@ -259,6 +281,30 @@ def _rx_call_rows(fn, rows, timeout, n_outputs):  # type: ignore[no-untyped-def]
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, previous)
     return results
+
+
+def _rx_flatten(values, shapes):  # type: ignore[no-untyped-def]
+    """Values as one flat list of floats, filling unknown (None) entries of `shapes` in place;
+    None if a value's shape differs from its entry or it is not numbers."""
+    import numpy as np
+
+    flat = []
+    for k, value in enumerate(values):
+        if type(value) is float or type(value) is int:
+            shape = ()
+            flat.append(float(value))
+        else:
+            try:
+                array = np.asarray(value, dtype=np.float64)
+            except (TypeError, ValueError, OverflowError):
+                return None
+            shape = tuple(array.shape)
+            flat.extend(array.reshape(-1).tolist())
+        if shapes[k] is None:
+            shapes[k] = shape
+        elif tuple(shapes[k]) != shape:
+            return None
+    return flat
 
 
 def _rx_assemble(rows, results, input_shapes):  # type: ignore[no-untyped-def]
@@ -272,35 +318,26 @@ def _rx_assemble(rows, results, input_shapes):  # type: ignore[no-untyped-def]
     import numpy as np
 
     dropped = {"raised": 0, "nonfinite": 0, "timeout": 0, "shape": 0}
-    in_shapes = list(input_shapes)
+    in_shapes = [None if s is None else tuple(s) for s in input_shapes]
     out_shapes = None
     xs, ys, kept = [], [], []
     for index, (row, (status, outputs)) in enumerate(zip(rows, results)):
         if status != "ok":
             dropped[status] = dropped.get(status, 0) + 1
             continue
-        try:
-            x_parts = [np.asarray(v, dtype=np.float64) for v in row]
-        except (TypeError, ValueError):
+        trial_in = list(in_shapes)
+        x = _rx_flatten(row, trial_in)
+        trial_out = list(out_shapes) if out_shapes is not None else [None] * len(outputs)
+        y = _rx_flatten(outputs, trial_out) if x is not None else None
+        if x is None or y is None:
             dropped["shape"] += 1
             continue
-        for k, part in enumerate(x_parts):
-            if in_shapes[k] is None:
-                in_shapes[k] = tuple(part.shape)
-        if any(tuple(p.shape) != tuple(s) for p, s in zip(x_parts, in_shapes)):
-            dropped["shape"] += 1
-            continue
-        shapes = [tuple(a.shape) for a in outputs]
-        if out_shapes is None:
-            out_shapes = shapes
-        elif shapes != out_shapes:
-            dropped["shape"] += 1
-            continue
-        xs.append(np.concatenate([p.reshape(-1) for p in x_parts]) if x_parts else np.zeros(0))
-        ys.append(np.concatenate([a.reshape(-1) for a in outputs]) if outputs else np.zeros(0))
+        in_shapes, out_shapes = trial_in, trial_out
+        xs.append(x)
+        ys.append(y)
         kept.append(index)
     in_shapes = [tuple(s) if s is not None else () for s in in_shapes]
-    out_shapes = out_shapes or []
+    out_shapes = [tuple(s) for s in (out_shapes or [])]
     d_in = sum(int(np.prod(s)) for s in in_shapes)
     d_out = sum(int(np.prod(s)) for s in out_shapes)
     X = np.array(xs, dtype=np.float64).reshape(len(xs), d_in)
@@ -427,7 +464,9 @@ PORTABLE: tuple[Any, ...] = (
     _rx_require_namespace,
     _rx_draw_inputs,
     _rx_outputs,
+    _rx_finite,
     _rx_call_rows,
+    _rx_flatten,
     _rx_assemble,
     _rx_time_per_call,
     _rx_main,
@@ -801,10 +840,15 @@ def sample_region(text: str, path: str, region: Region, *, n: int = 10000, seed:
     declared = [specs[name].shape if name in specs else None for name in region.inputs]
     X, Y, in_shapes, out_shapes, dropped, kept = _rx_assemble(rows, results, declared)
     dropped = {"rejected": rejected, **dropped}
-    data.update({"requested": n, "valid": len(kept), "dropped": dict(dropped), "observed": len(observed_rows),
+    data.update({"requested": n, "kept": len(kept), "dropped": dict(dropped), "observed": len(observed_rows),
                  "random": len(random_rows)})
+    first_error = next((out for status, out in results if status == "raised" and isinstance(out, str)), None)
+    if first_error is not None:
+        data["first_error"] = first_error
     if not kept:
         detail = f"all {len(rows)} samples were dropped ({', '.join(f'{k}: {v}' for k, v in dropped.items() if v)})"
+        if first_error is not None:
+            detail += f"; first error: {first_error}"
         return fail(dx.make("RX305", path, line, col, detail=detail), data=data)
 
     # The exact region's cost per call, in this process, on valid inputs.

@@ -7,6 +7,8 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -109,12 +111,13 @@ def test_fresh_samples_honour_require_and_differ_from_training(repo: Path) -> No
 
 def test_rows_outside_the_trained_box_are_counted_not_judged(repo: Path) -> None:
     # widen a's domain beyond the trained box [0, 2]: the code is unchanged (not stale), and rows
-    # with a > 2 are served by the exact code at run time, so they are reported, not judged
+    # with a > 2 are served by the exact code at run time, so they are reported, not judged.
+    # (The patched program carries the pragma's text, so it alone is out of date.)
     edit(repo / SOURCE, "a=uniform(0.0, 2.0)", "a=uniform(0.0, 4.0)")
     code, doc = run_json()
     row = next(r for r in doc["regions"] if r["id"] == "overlap")
-    assert code == 0, findings(doc)
-    assert row["status"] == "ok"
+    assert code == 1 and codes(doc) == {"RX604"}, findings(doc)
+    assert row["status"] == "ok" and row["findings"] == []
     assert 0.3 * int(SAMPLES) < row["outside"] < 0.7 * int(SAMPLES)
     assert row["samples"] == int(SAMPLES) - row["outside"] - row["dropped"]
 
@@ -237,6 +240,35 @@ def test_hidden_venv_and_artifact_dirs_are_not_searched(repo: Path) -> None:
     code, doc = run_json(".")
     assert code == 0, findings(doc)
     assert {r["path"] for r in doc["regions"]} == {SOURCE}
+
+
+def test_same_region_name_in_another_file_is_not_taken_for_its_artifacts(repo: Path) -> None:
+    shutil.copy(repo / SOURCE, repo / "src" / "other.py")
+    code, doc = run_json()
+    assert code == 1
+    other = [r for r in doc["regions"] if r["path"] == "src/other.py"]
+    assert len(other) == 2 and all(r["status"] == "failed" for r in other)
+    assert all("of src/physics.py" in f["message"] and f["code"] == "RX601" for r in other for f in r["findings"])
+    assert all(r["status"] == "ok" for r in doc["regions"] if r["path"] == SOURCE)
+
+
+def test_check_does_not_import_tensorflow(tmp_path: Path) -> None:
+    target = tmp_path / "repo"
+    shutil.copytree(FIXTURE, target, ignore=shutil.ignore_patterns("__pycache__"))
+    code = ("import sys; from regionx.check import check_paths; "
+            "r = check_paths([], artifacts=None, samples=50, cwd=sys.argv[1]); "
+            "assert r.exit_status == 0, [d.format() for d in r.findings]; "
+            "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules; print('ok')")
+    out = subprocess.run([sys.executable, "-c", code, str(target)], capture_output=True, text=True, cwd=ROOT, check=False)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+def test_pre_commit_hook_definition() -> None:
+    import yaml
+
+    [hook] = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
+    assert hook["id"] == "regionx-check" and hook["entry"] == "regionx check"
+    assert hook["language"] == "python" and hook["pass_filenames"] is False and hook["types"] == ["python"]
 
 
 # --------------------------------------------------------------------------- usage / input errors (exit 2)

@@ -481,3 +481,29 @@ def test_stale_region_lines_are_rx301() -> None:
     moved = replace(region, start_line=region.start_line + 1)
     result = extract_region(WHILE_LOOP, "case.py", moved)
     assert result.status == "failed" and result.diagnostics[0].code == "RX301"
+
+
+# -- with the real analyzer --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fixture", ["newton.py", "lj_md.py"])
+def test_every_region_of_the_fixtures_extracts_or_says_why(fixture: str) -> None:
+    from regionx.analysis import analyze_file
+
+    path = str(ROOT / "fixtures" / fixture)
+    text = Path(path).read_text(encoding="utf-8")
+    analysis = analyze_file(path)
+    assert analysis.ok and analysis.regions
+    extracted = 0
+    for region in analysis.regions:
+        result = extract_region(text, path, region)
+        if result.ok:
+            module = load_harness(result.data["harness"])
+            assert module.INPUTS == region.inputs and module.OUTPUTS == region.outputs
+            extracted += 1
+        else:
+            [diag] = result.diagnostics
+            # Only regions that control flow leaves are refused here.
+            assert diag.code == "RX301" and region.start_line <= diag.line <= region.end_line, diag.format()
+            assert any(r.code == "RX205" for r in region.reasons) or "leaves the region" in diag.message
+    assert extracted >= len(analysis.regions) - 2

@@ -181,3 +181,24 @@ def test_table_rows_of_records() -> None:
     assert rows[1]["inclusive_share"] == pytest.approx(0.5)
     assert rows[1]["time_per_call"] == pytest.approx(0.5)
     assert rows[2]["calls"] == 0 and rows[2]["time_per_call"] is None and rows[2]["share"] == 0.0
+
+
+def test_with_the_real_analysis() -> None:
+    """Default analyzer (regionx.analysis): the hot function of hot_app ranks first."""
+    result = profile_command(["python", HOT_APP, "1500"], cwd=str(ROOT))
+    assert result.ok, result.diagnostics
+    rows = result.data["rows"]
+    assert rows[0]["region"] == "hot_kernel" and rows[0]["calls"] == 1500
+    assert sum(r["share"] for r in rows) <= 1.0 + 1e-9
+    shares = time_shares(str(ROOT / HOT_APP), f"python {ROOT / HOT_APP} 500")
+    assert max(shares, key=shares.__getitem__) == "hot_kernel"
+
+
+def test_lj_md_pair_loop_dominates() -> None:
+    """The LJ fixture profiles like the paper's Table I: the pair-force loop holds most of the time."""
+    result = profile_command(["python", "fixtures/lj_md.py", "--steps", "5", "--cells", "4"], cwd=str(ROOT), baseline=False)
+    assert result.ok, result.diagnostics
+    by_id = {r["region"]: r for r in result.data["rows"]}
+    force_loop = by_id["compute_forces"]
+    assert force_loop["inclusive_share"] > 0.5
+    assert by_id["lj_pair"]["calls"] > 10000

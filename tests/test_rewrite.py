@@ -219,7 +219,7 @@ def test_golden_function_region_full() -> None:
     after = '''\
         import math
 
-        # regionx: rewritten poly loader begin
+        # regionx-rewritten: poly loader begin
         import numpy as _regionx_np
 
 
@@ -236,9 +236,9 @@ def test_golden_function_region_full() -> None:
 
 
         _regionx_poly = _regionx_load_poly()
-        # regionx: rewritten poly loader end
+        # regionx-rewritten: poly loader end
+        # regionx-rewritten: poly begin
         # regionx: name=poly
-        # regionx: rewritten poly begin
         def _regionx_exact_poly(x, y=2.0, *, scale=1.0):
             return scale * (x ** 3 + y)  # cubic
 
@@ -248,7 +248,7 @@ def test_golden_function_region_full() -> None:
             if _regionx_poly.in_domain_one(x, y):
                 return _regionx_poly.predict_one(x, y)
             return _regionx_exact_poly(x, y, scale=scale)
-        # regionx: rewritten poly end
+        # regionx-rewritten: poly end
         '''
     data = assert_rewrite(before, after, reg, m, loader=True)
     assert data["path_taken"] == "scalar" and data["hoisted"] == []
@@ -268,14 +268,14 @@ def test_golden_loop_region() -> None:
     after = '''\
         def step(a, b):
             s = 0.0
-            # regionx: name=acc
-            # regionx: rewritten step:for@4 begin
+            # regionx-rewritten: step:for@4 begin
             if (_regionx_y := _regionx_acc_try(a, b)) is not None:
                 s = _regionx_y[0]
             else:
+                # regionx: name=acc
                 for k in range(10):
                     s += a * k + b  # body
-            # regionx: rewritten step:for@4 end
+            # regionx-rewritten: step:for@4 end
             return s
         '''
     assert_rewrite(before, after, reg, m)
@@ -296,15 +296,15 @@ def test_golden_block_region() -> None:
     after = '''\
         def f(a, b):
             t = a + b
-            # regionx: begin name=blk
-            # regionx: rewritten blk begin
+            # regionx-rewritten: blk begin
             if (_regionx_y := _regionx_blk_try(t, a, b)) is not None:
                 u = _regionx_y[0]
                 v = _regionx_y[1]
             else:
+                # regionx: begin name=blk
                 u = t + a
                 v = u * b
-            # regionx: rewritten blk end
+            # regionx-rewritten: blk end
             # regionx: end
             return u, v
         '''
@@ -331,7 +331,7 @@ def test_golden_batch_hoisting_index_and_append() -> None:
     reg = region("f", "function", 1, 2, "ab", ("return",), qualname="f")
     m = manifest(reg, (0.0, 0.0), (1.0, 1.0))
     after = '''\
-        # regionx: rewritten f begin
+        # regionx-rewritten: f begin
         def _regionx_exact_f(a, b):
             return a * b + 1.0
 
@@ -341,12 +341,12 @@ def test_golden_batch_hoisting_index_and_append() -> None:
             if _regionx_f.in_domain_one(a, b):
                 return _regionx_f.predict_one(a, b)
             return _regionx_exact_f(a, b)
-        # regionx: rewritten f end
+        # regionx-rewritten: f end
 
 
         def run(A, B, n):
             out = [0.0] * n
-            # regionx: rewritten f batch begin
+            # regionx-rewritten: f batch begin
             if _regionx_f_batchable():
                 _regionx_it = iter(_regionx_f_map([(A[i], B[i]) for i in range(n)], _regionx_exact_f))
                 for i in range(n):
@@ -354,9 +354,9 @@ def test_golden_batch_hoisting_index_and_append() -> None:
             else:
                 for i in range(n):
                     out[i] = f(A[i], B[i])
-            # regionx: rewritten f batch end
+            # regionx-rewritten: f batch end
             res = []
-            # regionx: rewritten f batch begin
+            # regionx-rewritten: f batch begin
             if _regionx_f_batchable(A, B):
                 _regionx_it = iter(_regionx_f_map([(a, b) for a, b in zip(A, B)], _regionx_exact_f))
                 for a, b in zip(A, B):
@@ -364,7 +364,7 @@ def test_golden_batch_hoisting_index_and_append() -> None:
             else:
                 for a, b in zip(A, B):
                     res.append(f(a, b))
-            # regionx: rewritten f batch end
+            # regionx-rewritten: f batch end
             return out, res
         '''
     data = assert_rewrite(HOIST_BEFORE, after, reg, m)
@@ -802,3 +802,66 @@ def test_rewrite_file_errors(project: tuple[Path, Path, Manifest, Region], tmp_p
     assert [d.code for d in rewrite_file(str(src), None, str(tmp_path / "empty")).diagnostics] == ["RX503"]
     res = rewrite_file(str(src), "unknown", str(art / "newton"))
     assert [d.code for d in res.diagnostics] == ["RX005"]
+
+
+# ------------------------------------------------------------------------------------------
+# contracts with other stages
+
+
+def test_patched_text_keeps_valid_pragmas() -> None:
+    """Markers are not pragmas, and each pragma still sits directly above the code it annotates."""
+    from regionx.pragma import parse_pragmas
+
+    text, reg, m = newton_case()
+    patched = rewrite(text, reg, m)["text"]
+    loop_reg = region("step:for@4", "loop", 4, 6, ("a", "b", "out"), ("s", "out"), qualname="step", name="acc")
+    loop_m = manifest(loop_reg, (0.0,) * 3, (1.0,) * 3)
+    first = rewrite(LOOP_PROG, loop_reg, loop_m)["text"]
+    start = first.splitlines().index("    u = t + a") + 1  # lines moved: locate the block in the patched text
+    blk_reg = region("blk", "block", start, start + 1, "tab", "uv", qualname="step")
+    both = rewrite(first, blk_reg, manifest(blk_reg, (0.0,) * 3, (1.0,) * 3))["text"]
+    assert revert_source(both, "prog.py").data["text"] == LOOP_PROG
+    for source, names in [(patched, ["newton"]), (both, ["acc", "blk"])]:
+        pragmas, diags = parse_pragmas(source, "prog.py")
+        assert diags == [] and [p.name for p in pragmas] == names
+    lines = patched.splitlines()
+    assert lines[lines.index("# regionx: name=newton, a=uniform(0.5, 2.0), b=uniform(-10, 10), c=uniform(-10, 10)")
+                 + 1] == "def _regionx_exact_newton(a, b, c):"
+
+
+def test_module_name_as_relative_path(tmp_path: Path) -> None:
+    """compile writes OUT/prog.py and OUT/<region>/surrogate_<name>.py: module_name is that relative path."""
+    text, reg, m = newton_case()
+    res = rewrite_source(text, "prog.py", reg, m, module_name="newton/surrogate_newton.py")
+    assert res.ok and res.data["module"] == "newton/surrogate_newton.py"
+    out = tmp_path / "OUT"
+    (out / "newton").mkdir(parents=True)
+    write_fake(out / "newton", m, NEWTON_FORMULA, sentinel=-999.0)
+    mod = load(write(out, "prog.py", res.data["text"]))
+    assert mod.newton(1.0, 2.0, -3.0) == -999.0
+    bad = rewrite_source(text, "prog.py", reg, m, module_name="/abs/x-y.py")
+    assert [d.code for d in bad.diagnostics] == ["RX503"]
+
+
+def test_rewrite_file_with_real_analysis(tmp_path: Path) -> None:
+    """No stubs: regionx.analysis finds the region; a changed region is refused as stale (RX503)."""
+    from dataclasses import replace
+
+    from regionx.analysis import analyze_source, find_region, region_sha256
+
+    text = "import numpy as np\n" + PROGRAM
+    src = write(tmp_path, "prog.py", text)
+    reg = find_region(analyze_source(text, str(src)), "newton")
+    assert reg is not None and reg.kind == "function"
+    m = replace(manifest(reg, (0.5, -10.0, -10.0), (2.0, 10.0, 10.0)), source_sha256=region_sha256(text, reg))
+    art = tmp_path / "art"
+    art.mkdir()
+    (art / "manifest.json").write_text(json.dumps(m.to_json()))
+    write_fake(art, m, NEWTON_FORMULA)
+    res = rewrite_file(str(src), "newton", str(art), out=str(tmp_path / "OUT"))
+    assert res.ok, [d.format() for d in res.diagnostics]
+    assert res.data["hoisted"] == [15, 18, 21]
+    assert run_python(tmp_path / "OUT" / "prog.py", tmp_path) == run_python(src, tmp_path)
+    write(tmp_path, "prog.py", text.replace("range(30)", "range(31)"))
+    stale = rewrite_file(str(src), "newton", str(art), out=str(tmp_path / "OUT2"))
+    assert [d.code for d in stale.diagnostics] == ["RX503"] and "changed since" in stale.diagnostics[0].message

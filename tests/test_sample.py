@@ -166,7 +166,7 @@ def test_raising_samples_are_counted_and_dropped(tmp_path: Path) -> None:
     assert 140 < raised < 260  # about half the inputs are negative
     assert data.X.shape == (400 - raised, 1) and np.all(data.X >= 0)
     assert np.array_equal(data.Y[:, 0], np.sqrt(data.X[:, 0]))
-    assert result.data["dropped"] == data.meta.dropped and result.data["valid"] == 400 - raised
+    assert result.data["dropped"] == data.meta.dropped and result.data["kept"] == 400 - raised
 
 
 def test_nonfinite_outputs_are_dropped(tmp_path: Path) -> None:
@@ -232,6 +232,11 @@ def partial(a, b):
 
 # regionx: name=vec, v=normal(0, 1, shape=(3,)), s=uniform(1, 2)
 def vec(v, s):
+    return v * s
+
+
+# regionx: name=ragged_tuple, v=normal(0, 1, shape=(3,)), s=uniform(1, 2)
+def ragged_tuple(v, s):
     return v * s, float(v.sum())
 '''
 
@@ -277,8 +282,18 @@ def test_array_inputs_and_outputs_are_flattened(tmp_path: Path) -> None:
     region = function_region(text, "vec", ("v", "s"))
     result, data = sample_region(text, path, region, n=50, seed=0, executor=EXECUTOR)
     assert data is not None, result
-    # 'return' is the tuple (v * s, sum(v)): a ragged value, which is not an array of numbers
-    assert data.meta.inputs[0].shape == (3,) and data.X.shape == (50, 4) or data.X.shape[0] == 0
+    assert data.meta.inputs[0].shape == (3,) and data.meta.inputs[1].shape == ()
+    assert data.meta.outputs[0].shape == (3,)
+    assert data.X.shape == (50, 4) and data.Y.shape == (50, 3)
+    assert np.array_equal(data.Y, data.X[:, :3] * data.X[:, 3:4])
+
+
+def test_ragged_outputs_are_not_numbers_rx305_says_why(tmp_path: Path) -> None:
+    path, text = write_case(tmp_path, NEWTONISH)
+    result, data = sample_region(text, path, function_region(text, "ragged_tuple", ("v", "s")), n=20,
+                                 executor=EXECUTOR)
+    assert data is None and [d.code for d in result.diagnostics] == ["RX305"]
+    assert "raised: 20" in result.diagnostics[0].message and "ValueError" in result.diagnostics[0].message
 
 
 def test_require_too_strict_is_rx302(tmp_path: Path) -> None:

@@ -55,6 +55,8 @@ class CallSite:
 
     parts: tuple[str, ...]  # ("np", "sqrt") for np.sqrt(x); ("x", "append") for x.append(1)
     line: int
+    root: str | None = None  # a method call on a computed object (d.setdefault(k, []).append): its root name
+    method: str | None = None  # ... and the method called
 
     @property
     def dotted(self) -> str:
@@ -145,6 +147,8 @@ class ExprWalker:
         stack: list[Any] = [root]
         while stack:
             node = stack.pop()
+            if node is None:
+                continue
             if isinstance(node, tuple):  # ("bind", name) marker: a walrus target, bound after its value
                 facts.bind(node[1])
                 continue
@@ -185,8 +189,11 @@ class ExprWalker:
 
     def _call(self, node: cst.Call, stack: list[Any]) -> None:
         parts = dotted_parts(node.func)
-        self.facts.calls.append(CallSite(parts, self.facts.line))
         func = node.func
+        if not parts and isinstance(func, cst.Attribute):
+            self.facts.calls.append(CallSite(parts, self.facts.line, _root_name(func.value), func.attr.value))
+        else:
+            self.facts.calls.append(CallSite(parts, self.facts.line))
         if isinstance(func, cst.Attribute) and func.attr.value in MUTATING_METHODS:
             root = _root_name(func.value)
             if root is not None:
@@ -231,8 +238,9 @@ class ExprWalker:
 
 
 def _root_name(node: cst.BaseExpression) -> str | None:
-    while isinstance(node, (cst.Attribute, cst.Subscript)):
-        node = node.value
+    """The variable at the bottom of x.a[i].b(...).c, or None."""
+    while isinstance(node, (cst.Attribute, cst.Subscript, cst.Call)):
+        node = node.func if isinstance(node, cst.Call) else node.value
     return node.value if isinstance(node, cst.Name) else None
 
 

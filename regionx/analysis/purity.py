@@ -30,6 +30,9 @@ PURE_BUILTINS = frozenset({
     "OverflowError", "IndexError", "KeyError", "RuntimeError", "StopIteration", "Exception",
     "AssertionError", "NotImplementedError", "FloatingPointError",
 })
+PURE_BUILTINS = PURE_BUILTINS | frozenset(
+    n for n in dir(__import__("builtins")) if isinstance(getattr(__import__("builtins"), n), type)
+    and issubclass(getattr(__import__("builtins"), n), BaseException))  # raising builds an exception: no effect
 IO_BUILTINS = frozenset({"print", "open", "input", "breakpoint", "help"})
 # Read-only methods of numbers, strings, lists, dicts and numpy arrays.
 PURE_METHODS = frozenset({
@@ -107,6 +110,17 @@ def classify(scope: Scope, site: CallSite) -> Classified:
     """Classify one call made in `scope`."""
     parts = site.parts
     if not parts:
+        if site.root is not None and site.method is not None:
+            where, binder = resolve(scope, site.root)
+            kinds = binder.bind_kinds.get(site.root, set()) if binder is not None else set()
+            if {"var", "param"} & kinds:
+                written = f"{site.root}...{site.method}"
+                if site.method in MUTATING_METHODS:
+                    return Classified(site, "mutation", written, root=site.root)
+                if site.method in PURE_METHODS:
+                    return Classified(site, "pure", written)
+                if site.method in IO_METHODS:
+                    return Classified(site, "io", written)
         return Classified(site, "impure", "<expression>")
     root = parts[0]
     where, binder = resolve(scope, root)

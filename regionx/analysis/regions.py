@@ -109,7 +109,7 @@ class ModuleAnalysis:
         own = self.local_reasons.get(id(target))
         if own:
             r = own[0]
-            return f"{r.code} at line {r.line}"
+            return f"{r.code} at line {r.line}: {r.message}"
         for callee in self.graph.successors(id(target)):
             if callee in self.impure and callee != id(target):
                 scope = self._by_id.get(callee)
@@ -151,6 +151,22 @@ class ModuleAnalysis:
                     out.append(reason("RX209", line, detail=detail))
                 elif c.verdict == "local" and follow_calls and c.target is not None and id(c.target) in self.impure:
                     out.append(reason("RX209", line, detail=f"{c.site.dotted}() ({self._why_impure(c.target)})"))
+        return out
+
+    def _escaping_mutations(self, scope: Scope, lo: int, hi: int) -> set[str]:
+        """Parameters mutated in nodes lo..hi while still holding the caller's object (live after return)."""
+        if scope.kind != "function":
+            return set()
+        flow = self.info[id(scope)].flow
+        entry_sites = flow.site_range(ENTRY, ENTRY)
+        params = set(scope.params)
+        out: set[str] = set()
+        for node in scope.nodes[lo : hi + 1]:
+            for name in node.facts.mods:
+                if name in params and name not in out:
+                    bit = flow.var_index.get(name)
+                    if bit is not None and flow.reach_in[node.id] & entry_sites & flow.var_sites[bit]:
+                        out.add(name)
         return out
 
     def _mutated_params(self, scope: Scope) -> list[str]:
@@ -260,6 +276,7 @@ class ModuleAnalysis:
                     live_exit |= flow.live_in[w]
                     reach_exit |= flow.reach_out[u]
         inside = reach_exit & flow.site_range(lo, hi)
+        escaping = self._escaping_mutations(scope, lo, hi)  # caller-visible in-place writes
         input_mask = flow.live_in[lo] & refs
         output_mask = 0
         candidates = written & live_exit
@@ -269,6 +286,7 @@ class ModuleAnalysis:
             if flow.var_sites[bit] & inside:
                 output_mask |= low
             candidates ^= low
+        output_mask |= flow.bits(escaping)
         rank = order.get
         inputs = sorted(flow.unpack(input_mask), key=lambda n: rank(n, 0))
         inputs += sorted(nonlocal_reads, key=lambda n: rank(n, 0))
