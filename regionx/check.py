@@ -22,6 +22,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import sys
 from dataclasses import replace
 from typing import Any, Callable, Sequence
 
@@ -251,11 +252,13 @@ def _settings(region: Region, manifest: Manifest, config: Config) -> tuple[float
 
 
 def measure_accuracy(text: str, path: str, region: Region, manifest: Manifest, region_dir: str, *, n: int,
-                     tolerance: float, metric: str, target: float) -> dict[str, Any]:
-    """Measure the surrogate on `n` fresh rows against the exact code.
+                     tolerance: float, metric: str) -> dict[str, Any]:
+    """Measure the surrogate in `region_dir` on `n` fresh rows against the exact code.
 
-    Returns a dict with accuracy, samples (counted rows), outside, dropped, max_error and
-    `problem` (a detail string when it could not be measured) and `weights_problem`.
+    Returns a dict: accuracy and max_error of the module's predictions on the counted rows,
+    weights_accuracy (the same for the network stored in weights.npz), samples (counted rows),
+    outside (rows outside the trained box), dropped (rows where the exact code failed), and
+    problem (why it could not be measured, else None).
     """
     from regionx.compile import load_module
     from regionx.train import error_metrics
@@ -267,11 +270,15 @@ def measure_accuracy(text: str, path: str, region: Region, manifest: Manifest, r
         result["problem"] = problem
         return result
     X = _flatten_rows(rows, manifest)
+    writes_bytecode = sys.dont_write_bytecode
+    sys.dont_write_bytecode = True  # no __pycache__ inside the user's committed artifact dir
     try:
         module = load_module(os.path.join(region_dir, manifest.module))
     except Exception as exc:  # a corrupted module: report, never crash the check
         result["problem"] = f"cannot load {manifest.module}: {type(exc).__name__}: {exc}"
         return result
+    finally:
+        sys.dont_write_bytecode = writes_bytecode
     if hasattr(module, "in_domain"):
         inside = np.asarray(module.in_domain(X), dtype=bool).reshape(-1)
     else:
@@ -291,14 +298,15 @@ def measure_accuracy(text: str, path: str, region: Region, manifest: Manifest, r
                              f"{result['dropped']} where the exact code failed)")
         return result
     try:
-        pred = np.asarray(module.predict(X_in), dtype=np.float64)
-    except Exception as exc:
+        pred = np.asarray(module.predict(X_in), dtype=np.float64).reshape(Y.shape)
+    except Exception as exc:  # a module that does not fit its manifest, or is broken
         result["problem"] = f"{manifest.module} failed: {type(exc).__name__}: {exc}"
         return result
-    metrics = error_metrics(pred.reshape(Y.shape), Y, metric, tolerance)
+    metrics = error_metrics(pred, Y, metric, tolerance)
     result["accuracy"] = metrics["accuracy"]
     result["max_error"] = metrics["max_error"]
-    # weights.npz is what `rewrite`/compile regenerate from; it must agree with the module
+    # A numpy-path module loads weights.npz, a scalar-path one carries its weights as literals:
+    # judge the file on its own too, so a corrupted weights.npz never passes unnoticed.
     try:
         weights_fn = _weights_forward(os.path.join(region_dir, WEIGHTS))
         if weights_fn is not None:
@@ -338,7 +346,7 @@ def check_region(text: str, path: str, shown: str, region: Region, config: Confi
         diag = make("RX602", shown, region.start_line, region.col, region=region.id)
         diag = replace(diag, message=diag.message + f"; retrain with 'regionx compile {shown}'")
         return replace(row, status="failed", findings=(diag,), note="accuracy not measured: stale"), manifest
-    m = measure_accuracy(text, path, region, manifest, region_dir, n=n, tolerance=tolerance, metric=metric, target=target)
+    m = measure_accuracy(text, path, region, manifest, region_dir, n=n, tolerance=tolerance, metric=metric)
     row = replace(row, accuracy=m["accuracy"], samples=m["samples"], outside=m["outside"], dropped=m["dropped"])
     where = f"{m['samples']} fresh samples in the trained box ({m['outside']} outside, served by the exact code)"
     findings: list[Diagnostic] = []

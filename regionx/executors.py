@@ -79,11 +79,13 @@ class DaskExecutor(cf.Executor):
 def _context() -> multiprocessing.context.BaseContext:
     """'fork' while this process has a single thread (fast, and a script calling regionx without
     an ``if __name__ == "__main__"`` guard still works); 'forkserver' once other threads exist
-    (a Dask client, TensorFlow), where forking is unsafe."""
+    (a Dask client, TensorFlow's native thread pools), where forking is unsafe."""
+    import sys
     import threading
 
     methods = multiprocessing.get_all_start_methods()
-    if "fork" in methods and threading.active_count() == 1:
+    threaded = threading.active_count() > 1 or any(m in sys.modules for m in ("tensorflow", "torch", "jax"))
+    if "fork" in methods and not threaded:
         return multiprocessing.get_context("fork")
     if "forkserver" in methods:
         ctx = multiprocessing.get_context("forkserver")

@@ -33,12 +33,12 @@ import itertools
 import os
 import symtable
 import types
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import libcst as cst
 import networkx as nx
-from libcst.metadata import MetadataWrapper, PositionProvider
+from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 
 from regionx import __version__
 from regionx import diagnostics as dx
@@ -168,7 +168,7 @@ def _is_main_guard(node: cst.BaseStatement) -> bool:
     return names == {"__name__"} and strings == {"__main__"}
 
 
-def _module_statements(module: cst.Module, positions: dict) -> list[_Stmt]:  # type: ignore[type-arg]
+def _module_statements(module: cst.Module, positions: Mapping[cst.CSTNode, CodeRange]) -> list[_Stmt]:
     stmts = []
     for index, node in enumerate(module.body):
         start = positions[node].start.line
@@ -522,9 +522,9 @@ def _build(text: str, path: str, region: Region, module: cst.Module) -> tuple[st
         for extra in (func.params.star_arg, func.params.star_kwarg):
             if isinstance(extra, cst.Param):
                 params.append(extra.name.value)
-        for out in outputs:
-            if out != "return" and out not in params:
-                raise ExtractError(region.start_line, f"output {out!r} of a function region is neither 'return' nor a parameter")
+        for output in outputs:
+            if output != "return" and output not in params:
+                raise ExtractError(region.start_line, f"output {output!r} of a function region is neither 'return' nor a parameter")
         call = f"{target}({', '.join(call_args)})"
         if outputs == ["return"]:
             body = f"    return ({call},)\n"
@@ -538,7 +538,7 @@ def _build(text: str, path: str, region: Region, module: cst.Module) -> tuple[st
         nodes = list(located.nodes)
         first = nodes[0]
         nodes[0] = first.with_changes(leading_lines=())
-        region_code = cst.Module(body=nodes).code
+        region_code = cst.Module(body=nodes).code  # type: ignore[arg-type]  # statements of one body
         escape = _escapes(region_code, positions[located.nodes[0]].start.line)
         if escape is not None:
             raise ExtractError(*escape)

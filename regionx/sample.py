@@ -151,7 +151,8 @@ def _rx_require_namespace():  # type: ignore[no-untyped-def]
 def _rx_draw_inputs(specs, n, rng, require=None, min_rate=0.01, min_judged=1000):  # type: ignore[no-untyped-def]
     """Draw `n` input rows (tuples in spec order) satisfying `require`, by rejection sampling.
 
-    Returns ``(rows, drawn, rejected)``; `rows` is None when fewer than `min_rate` of at least
+    Returns ``(rows, drawn, rejected)`` — `rejected` counts the refused draws made before the n-th
+    accepted one — or ``(None, drawn, accepted)`` when fewer than `min_rate` of at least
     `min_judged` draws passed (the caller reports it). Scalars are Python floats/ints, arrays numpy
     arrays of the spec's shape. Draws come in rounds, each drawing every input's column in spec
     order from `rng`, so the result depends only on (specs, n, seed, require).
@@ -234,6 +235,7 @@ def _rx_call_rows(fn, rows, timeout, n_outputs):  # type: ignore[no-untyped-def]
     swallows the first one is interrupted again) when this is the main thread of a Unix process;
     elsewhere the caller must bound the run (regionx.sample runs chunks in a subprocess there).
     """
+    import copy
     import signal
     import threading
 
@@ -252,8 +254,9 @@ def _rx_call_rows(fn, rows, timeout, n_outputs):  # type: ignore[no-untyped-def]
     results = []
     try:
         for row in rows:
-            # Fresh copies of array inputs: a region that mutates them must not alter our data.
-            args = [v.copy() if isinstance(v, np.ndarray) else v for v in row]
+            # Fresh copies of mutable inputs: a region that mutates them must not alter our data.
+            args = [v.copy() if isinstance(v, np.ndarray) else (copy.deepcopy(v) if isinstance(v, list) else v)
+                    for v in row]
             status = "ok"
             outputs = None
             try:
@@ -352,6 +355,7 @@ def _rx_time_per_call(fn, arg_rows, budget=1.0, max_rows=300):  # type: ignore[n
     call replaces); the per-call mean of a pass is one measurement, and the median over passes is
     returned. Passes are sized so the whole measurement takes about `budget` seconds.
     """
+    import copy
     import statistics
     import time
 
@@ -361,7 +365,8 @@ def _rx_time_per_call(fn, arg_rows, budget=1.0, max_rows=300):  # type: ignore[n
         return 0.0
 
     def fresh(rows):  # type: ignore[no-untyped-def]
-        return [tuple(v.copy() if isinstance(v, np.ndarray) else v for v in r) for r in rows]
+        return [tuple(v.copy() if isinstance(v, np.ndarray) else (copy.deepcopy(v) if isinstance(v, list) else v)
+                      for v in r) for r in rows]
 
     clock = time.perf_counter
     probe = fresh(arg_rows[:1])[0]
@@ -480,7 +485,7 @@ def portable_source() -> str:
         if isinstance(obj, str):
             parts.append(f"{obj} = {globals()[obj]!r}\n")
         else:
-            parts.append(inspect.getsource(obj))
+            parts.append(inspect.getsource(obj).replace("  # type: ignore[no-untyped-def]", ""))
     return "\n\n".join(parts)
 
 
@@ -541,6 +546,8 @@ _HARNESSES: dict[str, types.ModuleType] = {}
 _CHUNK_MARGIN = 60.0
 # Seconds of no progress at all (beyond the chunks' own limits) before the run gives up on them.
 _WATCHDOG_MARGIN = 60.0
+# Most rows in one task.
+_CHUNK_ROWS = 2000
 
 
 @dataclass(frozen=True)
@@ -638,7 +645,7 @@ def run_rows(source: str, rows: Sequence[tuple[Any, ...]], n_outputs: int, *, ti
              progress: Callable[[int, int], None] | None = None) -> tuple[list[tuple[str, Any]], str | None]:
     """Run the harness `source`'s ``region`` on every row with `executor`; one (status, outputs) per row.
 
-    Rows are split into chunks (about four per worker) submitted as tasks; results go back in row
+    Rows are split into chunks (at least four per worker) submitted as tasks; results go back in row
     order, so the outcome does not depend on the executor or the chunking. A chunk whose task
     fails (e.g. a worker process died) counts its rows as 'raised'; chunks that make no progress
     for longer than their own time limits allow are abandoned as 'timeout'. Returns
@@ -654,7 +661,10 @@ def run_rows(source: str, rows: Sequence[tuple[Any, ...]], n_outputs: int, *, ti
     # Local: no more processes than useful chunks (small runs start few workers).
     pool = make_executor(executor, max_workers=max(1, total // 16) if kind == "local" else None)
     workers = executor_workers(pool)
-    ranges = _split(total, workers * 4 if total >= 64 * workers else workers)
+    # About four chunks per worker (load balance), at most _CHUNK_ROWS rows each (progress, and a
+    # bounded loss if a worker dies); tiny runs use one chunk per worker.
+    parts = max(workers * 4, -(-total // _CHUNK_ROWS)) if total >= 64 * workers else workers
+    ranges = _split(total, parts)
     error: str | None = None
     task_error: str | None = None
     chunks_ok = 0
@@ -724,26 +734,56 @@ def _observe(path: str, region: Region, command: str, cap: int, seed: int,
     info = {"observed_calls": int(record.get("calls", 0)), "observed_unconvertible": int(record.get("unconvertible", 0)),
             "observe_returncode": run.returncode}
     if not samples:
-        why = (run.error or f"exit status {run.returncode}") if not run.ok else "the run never entered the region"
+        if not run.ok:
+            why = run.error or ("timed out" if run.timed_out else f"exit status {run.returncode}")
+        elif info["observed_calls"] > 0:
+            why = (f"the region ran {info['observed_calls']} times but its inputs were not numbers or arrays "
+                   f"({info['observed_unconvertible']} not convertible)")
+        else:
+            why = "the run never entered the region"
         tail = run.stderr.strip().splitlines()[-1:] if run.stderr.strip() else []
         detail = f"{command!r}: {why}" + (f" ({tail[0]})" if tail and tail[0] not in why else "")
         return [], [dx.make("RX306", path, line, col, detail=detail)], info
+    # The hook records numbers as floats and arrays as nested lists: restore ints (an input declared
+    # integers/choice of ints, or one without a domain whose every observed value is integral, as a
+    # loop count is) and arrays.
+    integral_inputs = set()
+    for name in region.inputs:
+        spec = specs.get(name)
+        if spec is not None:
+            if spec.dist == "integers" or (spec.dist == "choice" and all(isinstance(v, int) for v in spec.args[0])):
+                integral_inputs.add(name)
+        elif all(_integral(s[name]) for s in samples):
+            integral_inputs.add(name)
     rows = []
     for sample in samples:
         row = []
         for name in region.inputs:
             value = sample[name]
-            spec = specs.get(name)
-            integral = spec is not None and (spec.dist == "integers" or (
-                spec.dist == "choice" and all(isinstance(v, int) for v in spec.args[0])))
-            # The hook records numbers as floats and arrays as nested lists: restore ints and arrays.
-            if isinstance(value, list):
-                value = np.asarray(value, dtype=np.int64 if integral else np.float64)
-            elif integral and float(value).is_integer():
-                value = int(value)
+            if name in integral_inputs:
+                value = _to_int(value)
+            if isinstance(value, list) and name in specs:
+                # A declared array domain: the region is fed numpy arrays, observed or drawn alike.
+                try:
+                    value = np.asarray(value, dtype=np.int64 if name in integral_inputs else np.float64)
+                except ValueError:  # ragged: left as a list, dropped as 'shape' when flattened
+                    pass
             row.append(value)
         rows.append(tuple(row))
     return rows, [], info
+
+
+def _integral(value: Any) -> bool:
+    """True for a whole-number float or a (nested) list of them."""
+    if isinstance(value, list):
+        return all(_integral(v) for v in value)
+    return isinstance(value, float) and value.is_integer()
+
+
+def _to_int(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_to_int(v) for v in value]
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def sample_region(text: str, path: str, region: Region, *, n: int = 10000, seed: int = 0,

@@ -252,6 +252,18 @@ def test_same_region_name_in_another_file_is_not_taken_for_its_artifacts(repo: P
     assert all(r["status"] == "ok" for r in doc["regions"] if r["path"] == SOURCE)
 
 
+def test_annotated_region_that_cannot_be_replaced_is_skipped(repo: Path) -> None:
+    (repo / "src" / "noisy.py").write_text(
+        "# regionx: name=noisy, tolerance=0.1, x=uniform(0, 1)\n"
+        "def noisy(x):\n"
+        "    print(x)\n"
+        "    return x * x\n")
+    code, doc = run_json()
+    assert code == 0, findings(doc)
+    [row] = [r for r in doc["regions"] if r["id"] == "noisy"]
+    assert row["status"] == "skipped" and "not replaceable" in row["note"] and row["findings"] == []
+
+
 def test_check_does_not_import_tensorflow(tmp_path: Path) -> None:
     target = tmp_path / "repo"
     shutil.copytree(FIXTURE, target, ignore=shutil.ignore_patterns("__pycache__"))

@@ -133,3 +133,25 @@ def test_dask_executor_gives_the_same_data_as_local(case: tuple[str, str]) -> No
     assert local_sleepy is not None and remote_sleepy is not None
     assert remote_sleepy.meta.dropped == local_sleepy.meta.dropped and remote_sleepy.meta.dropped["timeout"] > 0
     assert np.array_equal(local_sleepy.X, remote_sleepy.X)
+
+
+def test_local_pool_uses_a_fork_server_when_threads_run(case: tuple[str, str]) -> None:
+    """With another thread alive forking is unsafe: workers come from a fork server, same data."""
+    import threading
+
+    from regionx.executors import _context
+
+    path, text = case
+    root = region_of(text, "root", ("a", "b", "c"))
+    _, forked = sample_region(text, path, root, n=100, seed=1, executor="local:2")
+    stop = threading.Event()
+    worker = threading.Thread(target=stop.wait, daemon=True)
+    worker.start()
+    try:
+        assert _context().get_start_method() == "forkserver"
+        _, served = sample_region(text, path, root, n=100, seed=1, executor="local:2")
+    finally:
+        stop.set()
+        worker.join()
+    assert forked is not None and served is not None
+    assert np.array_equal(forked.X, served.X) and np.array_equal(forked.Y, served.Y)

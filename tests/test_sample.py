@@ -432,6 +432,45 @@ def test_observe_a_region_in_an_imported_module(tmp_path: Path, monkeypatch: pyt
         assert y == sum(math.sin(x * j) for j in range(int(n)))
 
 
+UNANNOTATED = '''\
+import sys
+
+
+def weighted(xs, n):
+    return sum(x * k for k, x in zip(range(n), xs))
+
+
+def main(count):
+    out = 0.0
+    for k in range(count):
+        out += weighted([0.5 * k, 1.0, 2.0 - k], k % 3 + 1)
+    print(out)
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]))
+'''
+
+
+def test_observe_without_domains_restores_ints_and_lists(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No pragma at all: observed loop counts come back as ints and lists as lists of the right length."""
+    path, text = write_case(tmp_path, UNANNOTATED, "weights.py")
+    monkeypatch.chdir(tmp_path)
+    region = function_region(text, "weighted", ("xs", "n"))
+    assert region.pragma is None
+    result, data = sample_region(text, path, region, n=100, seed=0, executor=EXECUTOR, observe="python weights.py 30")
+    assert data is not None, [d.format() for d in result.diagnostics]
+    assert data.meta.mode == "observe" and data.X.shape == (30, 4) and data.meta.dropped["raised"] == 0
+    assert data.meta.inputs[0].shape == (3,) and data.meta.domain == {}
+    for row, y in zip(data.X.tolist(), data.Y[:, 0].tolist()):
+        xs, n = row[:3], int(row[3])
+        assert y == sum(x * k for k, x in zip(range(n), xs))
+    # ... and when the program never reaches the region, RX306 says so.
+    result, data = sample_region(text, path, region, n=10, observe="python weights.py 0")
+    assert data is None and [d.code for d in result.diagnostics] == ["RX306"]
+    assert "never entered the region" in result.diagnostics[0].message
+
+
 def test_observe_failing_program_is_rx306(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "observe_app.py").write_text("raise SystemExit('no input file')\n", encoding="utf-8")
     path, text = write_case(tmp_path, PHYSICS, "physics.py")
@@ -454,3 +493,29 @@ def test_region_replace_keeps_stage_frozen(tmp_path: Path) -> None:
     copy = replace(region)
     sample_region(text, path, region, n=20, executor="local:1")
     assert region == copy
+
+
+MUTATOR = '''\
+# regionx: name=scale, v=normal(0, 1, shape=(3,)), s=uniform(2, 3)
+def scale(v, s):
+    for k in range(3):
+        v[k] *= s
+    return float(v.sum())
+'''
+
+
+def test_inputs_are_recorded_before_the_region_mutates_them(tmp_path: Path) -> None:
+    path, text = write_case(tmp_path, MUTATOR)
+    region = function_region(text, "scale", ("v", "s"), outputs=("return", "v"))
+    result, data = sample_region(text, path, region, n=40, seed=0, executor=EXECUTOR)
+    assert data is not None, result
+    harness = write_harness(extract_region(text, path, region).data["harness"], str(tmp_path / "h.py"))
+    proc = subprocess.run([sys.executable, harness, "--samples", "40", "--seed", "0", "--out", str(tmp_path / "h.npz")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    standalone = Dataset.load(str(tmp_path / "h.npz"))
+    for d in (data, standalone):
+        assert [v.shape for v in d.meta.outputs] == [(), (3,)]
+        v, s = d.X[:, :3], d.X[:, 3:]
+        assert np.allclose(d.Y[:, 1:], v * s) and np.allclose(d.Y[:, 0], (v * s).sum(axis=1))
+    assert np.array_equal(data.X, standalone.X) and np.array_equal(data.Y, standalone.Y)

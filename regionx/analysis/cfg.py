@@ -385,18 +385,22 @@ class Builder:
         if frame is None:
             return out
         self.finally_frames.pop()
-        fin = self.new("finally", line)
-        # normal completion, exceptions escaping the body or a handler, and pending jumps all run it
-        self.connect(out, fin)
-        self.connect(list(range(start, fin)), fin)
-        final_out = self.block(suite_items(item.finalbody.body), [fin])
         depth = len(self.finally_frames)
+        # The finally block is built twice, as CPython compiles it: one copy for exceptions and
+        # pending return/break/continue (it ends by re-raising or jumping on), one for normal completion
+        # (it falls through). One shared copy would let an exception path reach the next statement.
+        abrupt = self.new("finally", line)
+        self.connect(list(range(start, abrupt)), abrupt)  # any node of the try statement may raise
+        self.connect([node for node, _, _ in frame.pending], abrupt)
+        abrupt_out = self.block(suite_items(item.finalbody.body), [abrupt])
         for node, kind, loop in frame.pending:
-            for src in final_out:
+            for src in abrupt_out:
                 self.jump(src, kind, loop, depth)
-        for src in final_out:  # an exception passing through is re-raised after the finally block
+        for src in abrupt_out:
             self.jump(src, "raise", None, depth)
-        return final_out
+        fin = self.new("finally", line)
+        self.connect(out, fin)
+        return self.block(suite_items(item.finalbody.body), [fin])
 
     _TryStar = _Try
 
