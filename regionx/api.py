@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, replace
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from regionx.analysis import analyze_file, find_region
 from regionx.diagnostics import Diagnostic, make
-from regionx.types import FileAnalysis, Region, StageResult
+from regionx.types import CheckReport, FileAnalysis, Region, StageResult
 
 
 @dataclass(frozen=True)
@@ -216,7 +216,8 @@ COMPILE_TOPOLOGIES = "8;16;8,5;16,16;32,32"  # a short grid: users run compile w
 
 def compile_file(path: str, selectors: Sequence[str] = (), *, out_dir: str | None = None, samples: int | None = None,
                  seed: int = 0, epochs: int | None = None, topologies: str | None = None, target: float = 0.99,
-                 executor: str = "local", force: bool = False, progress: ProgressFn | None = None) -> list[StageResult]:
+                 tolerance: float | None = None, metric: str | None = None, executor: str = "local",
+                 force: bool = False, progress: ProgressFn | None = None) -> list[StageResult]:
     """`regionx compile`: extract -> sample -> train -> rewrite every annotated (or named) region of `path`.
 
     Writes ``out_dir/<region-name>/`` artifacts and ``out_dir/<file>.py`` (patched with every region
@@ -249,7 +250,7 @@ def compile_file(path: str, selectors: Sequence[str] = (), *, out_dir: str | Non
     results: list[StageResult] = []
     trained: list[tuple[Region, Manifest, str]] = []  # region, manifest, artifact dir
     for region in regions:
-        summary = {"inputs": list(region.inputs), "outputs": list(region.outputs)}
+        summary: dict[str, Any] = {"inputs": list(region.inputs), "outputs": list(region.outputs)}
         if not region.replaceable:
             reasons = tuple(make("RX505", path, r.line, 1, region=region.id, detail=f"{r.code} {r.message}") for r in region.reasons)
             results.append(StageResult("failed", region.id, reasons, data={**summary, "verdict": "not replaceable"}))
@@ -258,16 +259,17 @@ def compile_file(path: str, selectors: Sequence[str] = (), *, out_dir: str | Non
         pragma = region.pragma
         n = samples or (pragma.samples if pragma and pragma.samples else COMPILE_SAMPLES)
         region_seed = pragma.seed if pragma and pragma.seed is not None else seed
-        step = (lambda done, total, _id=region.id: progress(f"sample {_id}", done, total)) if progress else None
+        step: ProgressFn | None = (lambda done, total, _id=region.id: progress(f"sample {_id}", done, total)) if progress else None
         sampled, dataset = sample_region(original, path, region, n=n, seed=region_seed, executor=executor, progress=step)
         if dataset is None or not sampled.ok:
             results.append(replace(sampled, region_id=region.id, data={**summary, **sampled.data, "verdict": "sampling failed"}))
             continue
         dataset.save(os.path.join(region_dir, "data.npz"))
         summary.update(samples=int(dataset.X.shape[0]), exact_time_per_call=dataset.meta.exact_time_per_call)
-        step = (lambda label, done, total, _id=region.id: progress(f"train {_id} {label}", done, total)) if progress else None
-        trained_result = train_dataset(dataset, region_dir, topologies=grid, target=target,
-                                       epochs=epochs or COMPILE_EPOCHS, seed=region_seed, progress=step)
+        train_step: ProgressFn | None = (
+            (lambda label, done, total, _id=region.id: progress(f"train {_id} {label}", done, total)) if progress else None)
+        trained_result = train_dataset(dataset, region_dir, topologies=grid, target=target, tolerance=tolerance, metric=metric,
+                                       epochs=epochs or COMPILE_EPOCHS, seed=region_seed, progress=train_step)
         data = {**summary, **trained_result.data}
         if not trained_result.ok:
             results.append(replace(trained_result, region_id=region.id, data={**data, "verdict": "no topology met the target"}))
@@ -308,7 +310,7 @@ def compile_file(path: str, selectors: Sequence[str] = (), *, out_dir: str | Non
 # --------------------------------------------------------------------------- check / profile
 
 
-def check(paths: Sequence[str] = (), *, artifacts: str | None = None, samples: int | None = None):  # type: ignore[no-untyped-def]
+def check(paths: Sequence[str] = (), *, artifacts: str | None = None, samples: int | None = None) -> "CheckReport":
     """`regionx check`: verify the committed surrogates of every annotated region under `paths`."""
     from regionx.check import check_paths
 

@@ -264,14 +264,18 @@ def _compile_table(results: Sequence[StageResult]) -> Table:
 @click.option("--epochs", type=int, default=None, help="Training epochs (default 150).")
 @click.option("--topologies", default=None, help='Hidden layers to try, e.g. "5,3;8,5".')
 @click.option("--target", type=float, default=0.99, show_default=True)
+@click.option("--tolerance", type=float, default=None, help="Override the regions' tolerance.")
+@click.option("--metric", type=click.Choice(["rel", "abs"]), default=None, help="Override the regions' metric.")
 @click.option("--executor", default="local", show_default=True)
 @click.option("--force", is_flag=True, help="Rewrite even when the surrogate is not faster.")
 def compile_(file: str, selectors: tuple[str, ...], out_dir: str | None, as_json: bool, samples: int | None, seed: int,
-             epochs: int | None, topologies: str | None, target: float, executor: str, force: bool) -> None:
+             epochs: int | None, topologies: str | None, target: float, tolerance: float | None, metric: str | None,
+             executor: str, force: bool) -> None:
     """Extract, sample, train and rewrite every annotated region of FILE."""
     with _progress("compiling", enabled=not as_json) as progress:
         results = api.compile_file(file, selectors, out_dir=out_dir, samples=samples, seed=seed, epochs=epochs,
-                                   topologies=topologies, target=target, executor=executor, force=force, progress=progress)
+                                   topologies=topologies, target=target, tolerance=tolerance, metric=metric,
+                                   executor=executor, force=force, progress=progress)
     if as_json:
         click.echo(json.dumps({"version": 1, "file": file, "regions": [
             {"region": r.region_id, "status": r.status, **r.data, "artifacts": r.artifacts,

@@ -47,6 +47,18 @@ def analyze_source(text: str, path: str) -> FileAnalysis:
 
     Never raises on user input: a syntax error is an RX004 diagnostic, bad pragmas RX1xx.
     """
+    import gc
+
+    enabled = gc.isenabled()
+    gc.disable()  # libcst/ast trees are acyclic: collecting during parsing only burns time
+    try:
+        return _analyze_source(text, path)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _analyze_source(text: str, path: str) -> FileAnalysis:
     from regionx.analysis.regions import analyze_parsed
     from regionx.analysis.source import parse
 

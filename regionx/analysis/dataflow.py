@@ -32,8 +32,36 @@ class Dataflow:
     site_node: list[int]  # site -> node id
     first_site: list[int]  # node -> number of its first site (sites of node n: first_site[n] .. first_site[n+1]-1)
     var_sites: list[int]  # variable -> bitset of its sites
-    reach_in: list[int]  # node -> sites reaching its entry
-    reach_out: list[int]  # node -> sites reaching its exit
+    pred: list[list[int]]  # node -> predecessors
+    _reach: tuple[list[int], list[int]] | None = None  # (reach_in, reach_out), solved on first use
+
+    @property
+    def reach_in(self) -> list[int]:
+        """node -> definition sites reaching its entry (solved lazily: most scopes never need it)."""
+        return self._reaching()[0]
+
+    @property
+    def reach_out(self) -> list[int]:
+        """node -> definition sites reaching its exit."""
+        return self._reaching()[1]
+
+    def _reaching(self) -> tuple[list[int], list[int]]:
+        if self._reach is None:
+            n = len(self.succ)
+            rd_gen = [0] * n
+            rd_kill = [0] * n
+            for node_id in range(n):
+                a, b = self.first_site[node_id], self.first_site[node_id + 1]
+                rd_gen[node_id] = ((1 << b) - 1) ^ ((1 << a) - 1)
+                k = self.kill[node_id]
+                mask = 0
+                while k:
+                    low = k & -k
+                    mask |= self.var_sites[low.bit_length() - 1]
+                    k ^= low
+                rd_kill[node_id] = mask
+            self._reach = _reaching(n, self.succ, self.pred, rd_gen, rd_kill)
+        return self._reach
 
     def bits(self, names: "set[str] | list[str]") -> int:
         mask = 0
@@ -107,21 +135,8 @@ def solve(scope: Scope, exit_uses: set[str]) -> Dataflow:
     var_sites = [0] * len(names)
     for site, bit in enumerate(site_var):
         var_sites[bit] |= 1 << site
-    rd_gen = [0] * n
-    rd_kill = [0] * n
-    for node_id in range(n):
-        a, b = first_site[node_id], first_site[node_id + 1]
-        rd_gen[node_id] = ((1 << b) - 1) ^ ((1 << a) - 1)
-        k = kill[node_id]
-        mask = 0
-        while k:
-            low = k & -k
-            mask |= var_sites[low.bit_length() - 1]
-            k ^= low
-        rd_kill[node_id] = mask
-    reach_in, reach_out = _reaching(n, succ, pred, rd_gen, rd_kill)
     return Dataflow(var_index, names, succ, gen, kill, live_in, live_out, site_var, site_node,
-                    first_site, var_sites, reach_in, reach_out)
+                    first_site, var_sites, pred)
 
 
 def _liveness(n: int, succ: list[list[int]], pred: list[list[int]], gen: list[int], kill: list[int]) -> tuple[list[int], list[int]]:

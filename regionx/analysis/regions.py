@@ -157,6 +157,8 @@ class ModuleAnalysis:
         """Parameters mutated in nodes lo..hi while still holding the caller's object (live after return)."""
         if scope.kind != "function":
             return set()
+        if not any(p in node.facts.mods for node in scope.nodes[lo : hi + 1] for p in scope.params):
+            return set()
         flow = self.info[id(scope)].flow
         entry_sites = flow.site_range(ENTRY, ENTRY)
         params = set(scope.params)
@@ -171,6 +173,8 @@ class ModuleAnalysis:
 
     def _mutated_params(self, scope: Scope) -> list[str]:
         """Parameters mutated in place while they still hold the caller's object."""
+        if not any(p in node.facts.mods for node in scope.nodes for p in scope.params):
+            return []
         flow = self.info[id(scope)].flow
         entry_sites = flow.site_range(ENTRY, ENTRY)
         mutated: set[str] = set()
