@@ -243,6 +243,7 @@ class _Names:
     try_: str
     map_: str
     batchable: str
+    batch: str
 
     @classmethod
     def of(cls, region: Region) -> "_Names":
@@ -254,6 +255,7 @@ class _Names:
             try_=f"{base}_try",
             map_=f"{base}_map",
             batchable=f"{base}_batchable",
+            batch=f"{base}_batch",
         )
 
 
@@ -279,6 +281,23 @@ class _Hoist:
     call: cst.Call
     line: int
     seqs: list[str]  # sequence names the loop iterates over (checked at run time)
+    fast: "_Fast | None" = None  # the column-wise form, when the loop has one
+
+
+@dataclass(frozen=True)
+class _Fast:
+    """A map loop simple enough for the column-wise batch: every call argument is a sequence read at
+    the row (``S[i]``, or an element of what zip/enumerate/for walks) or a loop-invariant value, and
+    the result goes to ``out[i] = f(...)`` or ``res.append(f(...))``."""
+
+    kind: str  # "range" | "zip" | "enumerate" | "for"
+    rows: str  # code: the loop's range(...) call, or a tuple of the sequences the loop walks
+    columns: list[str]  # code, per call argument: the sequence it reads row by row, or the invariant value
+    fixed: list[int]  # positions of loop-invariant arguments
+    out: str  # the container stored into / appended to (a name)
+    append: bool
+    store_slice: str  # code of the slice `out[...]` covers, for index stores ("" for append)
+    target: str  # code of the loop target (assigned its final value after the batch)
 
 
 @dataclass
@@ -626,6 +645,102 @@ def _replace_call(node: cst.CSTNode, call: cst.Call, replacement: str = "None") 
     return out
 
 
+def _fast_form(loop: cst.For, call: cst.Call) -> _Fast | None:
+    """The column-wise form of a map loop already proven dependence-free, or None (general path).
+
+    Recognised: ``for i in range(stop)`` / ``range(start, stop)`` with arguments ``S[i]``;
+    ``for i, x in enumerate(S)``; ``for x, y in zip(S, T)``; ``for x in S``; any argument that reads
+    no loop variable is loop-invariant. The store is ``out[i] = f(...)`` (i the row index) or
+    ``res.append(f(...))``, with `out`/`res` a plain name.
+    """
+    it = loop.iter
+    target = loop.target
+    index: str | None = None  # the variable holding the row index
+    elements: dict[str, str] = {}  # loop variable -> the sequence it walks
+    walked: list[str] = []
+    if isinstance(it, cst.Call) and isinstance(it.func, cst.Name):
+        fname = it.func.value
+        args = [a.value for a in it.args]
+        if fname == "range" and len(args) in (1, 2) and isinstance(target, cst.Name):
+            kind, index = "range", target.value
+        elif (fname == "enumerate" and len(args) == 1 and isinstance(args[0], cst.Name)
+              and isinstance(target, cst.Tuple) and len(target.elements) == 2
+              and all(isinstance(e.value, cst.Name) for e in target.elements)):
+            kind = "enumerate"
+            index = target.elements[0].value.value  # type: ignore[attr-defined]
+            elements[target.elements[1].value.value] = args[0].value  # type: ignore[attr-defined]
+            walked = [args[0].value]
+        elif (fname == "zip" and args and all(isinstance(a, cst.Name) for a in args)
+              and isinstance(target, cst.Tuple) and len(target.elements) == len(args)
+              and all(isinstance(e.value, cst.Name) for e in target.elements)):
+            kind = "zip"
+            walked = [a.value for a in args]  # type: ignore[attr-defined]
+            for e, seq in zip(target.elements, walked):
+                elements[e.value.value] = seq  # type: ignore[attr-defined]
+        else:
+            return None
+    elif isinstance(it, cst.Name) and isinstance(target, cst.Name):
+        kind, walked = "for", [it.value]
+        elements[target.value] = it.value
+    else:
+        return None
+    loop_vars = set(elements) | ({index} if index else set())
+    if len(loop_vars) != len(elements) + (1 if index else 0):
+        return None  # a name bound twice by the target
+
+    def row_index(node: cst.BaseExpression) -> bool:
+        return index is not None and isinstance(node, cst.Name) and node.value == index
+
+    def indexed_name(node: cst.BaseExpression) -> str | None:
+        """`S` for `S[i]` (i the row index, S a name that is not a loop variable)."""
+        if (isinstance(node, cst.Subscript) and isinstance(node.value, cst.Name) and len(node.slice) == 1
+                and isinstance(node.slice[0].slice, cst.Index) and node.slice[0].slice.star is None
+                and row_index(node.slice[0].slice.value) and node.value.value not in loop_vars):
+            return node.value.value
+        return None
+
+    columns: list[str] = []
+    fixed: list[int] = []
+    for k, arg in enumerate(call.args):
+        value = arg.value
+        if isinstance(value, cst.Name) and value.value in elements:
+            columns.append(elements[value.value])
+        elif (seq := indexed_name(value)) is not None:
+            columns.append(seq)
+        elif not (_reads(value).names & loop_vars):
+            columns.append(_code(value))
+            fixed.append(k)
+        else:
+            return None
+
+    stmt = loop.body.body[0].body[0]  # type: ignore[attr-defined]  # one simple statement (checked)
+    if isinstance(stmt, cst.Assign):
+        if len(stmt.targets) != 1 or stmt.value is not call:
+            return None
+        out = indexed_name(stmt.targets[0].target)
+        if out is None:
+            return None
+        append = False
+    elif isinstance(stmt, cst.Expr) and isinstance(stmt.value, cst.Call) and stmt.value.args[0].value is call:
+        out = stmt.value.func.value.value  # type: ignore[attr-defined]  # `res.append(...)` (checked)
+        append = True
+    else:
+        return None
+    if out in loop_vars:
+        return None
+
+    if kind == "range":
+        bounds = [_code(a.value) for a in it.args]  # type: ignore[attr-defined]
+        store_slice = f":{bounds[0]}" if len(bounds) == 1 else f"{bounds[0]}:{bounds[1]}"
+        rows = _code(it)
+    else:
+        # enumerate: the index was bound first, to the last row, so the rows are [0, index + 1)
+        store_slice = f":{index} + 1" if index else ""
+        rows = f"({', '.join(walked)},)"
+    return _Fast(kind=kind, rows=rows, columns=columns, fixed=fixed, out=out, append=append,
+                 store_slice="" if append else store_slice, target=_code(target))
+
+
 def _find_hoists(wrapper: MetadataWrapper, fn: cst.FunctionDef, region: Region,
                  n_params: int, input_positions: list[int]) -> tuple[list[_Hoist], list[dict[str, Any]]]:
     """Map loops in the module that call the replaced function `fn` (resolved by scope)."""
@@ -676,7 +791,7 @@ def _find_hoists(wrapper: MetadataWrapper, fn: cst.FunctionDef, region: Region,
         if len(call.args) > n_params or (input_positions and max(input_positions) >= len(call.args)):
             skipped.append({"line": line, "reason": "call does not pass every input positionally"})
             continue
-        hoists.append(_Hoist(loop=loop, call=call, line=line, seqs=seqs))
+        hoists.append(_Hoist(loop=loop, call=call, line=line, seqs=seqs, fast=_fast_form(loop, call)))
     return hoists, skipped
 
 
@@ -851,7 +966,11 @@ def _guarded(stmts: list[cst.BaseStatement], names: _Names, manifest: Manifest, 
 
 
 def _hoisted(h: _Hoist, updated_loop: cst.For, names: _Names, fname: str, region_id: str) -> cst.If:
-    """`if batchable(seqs): <batched> else: <original loop>`."""
+    """`if batchable(seqs): <batched> else: <original loop>` (general form), or
+    `if (b := batch(...)) is not None: <one slice store / extend; the loop target's final value>
+    else: <original loop>` (column-wise form)."""
+    if h.fast is not None:
+        return _hoisted_fast(h.fast, updated_loop, names, fname, region_id)
     args = ", ".join(_code(a.value) for a in h.call.args)
     row = f"({args},)" if len(h.call.args) == 1 else f"({args})"
     code = (
@@ -873,6 +992,33 @@ def _hoisted(h: _Hoist, updated_loop: cst.For, names: _Names, fname: str, region
     else_body = node.orelse.body.with_changes(body=[orig])  # type: ignore[union-attr]
     lead = head + (_marker_line(region_id, "batch", "begin"),)
     return node.with_changes(leading_lines=lead, body=body, orelse=node.orelse.with_changes(body=else_body))
+
+
+def _hoisted_fast(f: _Fast, updated_loop: cst.For, names: _Names, fname: str, region_id: str) -> cst.If:
+    """The column-wise batch: one call of the batch helper, one store, the loop target's final value."""
+    b = f"{_PREFIX}b"
+    extra = ""
+    if f.fixed:
+        extra += f", fixed=({', '.join(str(k) for k in f.fixed)},)"
+    extra += f", out={f.out}" + (", append=True" if f.append else "")
+    columns = f"({', '.join(f.columns)},)"
+    store = f"{f.out}.extend({b}[0])" if f.append else f"{f.out}[{f.store_slice}] = {b}[0]"
+    last = f"{f.target} = {b}[1]"
+    # a range's bounds are read by the store, so store before the target is rebound; enumerate's
+    # store reads the index, so bind the target first
+    body = [store, last] if f.kind == "range" or f.append else [last, store]
+    code = (
+        f"if ({b} := {names.batch}({_EXACT_PREFIX}{fname}, {f.kind!r}, {f.rows}, {columns}{extra})) is not None:\n"
+        + "".join(f"    {line}\n" for line in body)
+        + "else:\n    pass\n"
+    )
+    (node,) = _parse_stmts(code)
+    assert isinstance(node, cst.If) and node.orelse is not None
+    head, pragma = _split_pragma(updated_loop.leading_lines)
+    orig = updated_loop.with_changes(leading_lines=pragma)
+    else_body = node.orelse.body.with_changes(body=[orig])  # type: ignore[union-attr]
+    lead = head + (_marker_line(region_id, "batch", "begin"),)
+    return node.with_changes(leading_lines=lead, orelse=node.orelse.with_changes(body=else_body))
 
 
 # --------------------------------------------------------------------------------------------

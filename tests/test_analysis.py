@@ -829,3 +829,65 @@ def test_fixture_newton():
     assert newton.inputs == ("a", "b", "c") and newton.outputs == ("return",)
     assert newton.replaceable
     assert "EPS" in newton.globals and "abs" in newton.calls
+
+
+def test_finally_body_regions_are_reported_once():
+    fa = analyze("""
+        def f(xs):
+            try:
+                y = 1
+            finally:
+                def helper(v):
+                    return v
+                for x in xs:
+                    y += helper(x)
+            return y
+        """)
+    ids = [r.id for r in fa.regions]
+    assert ids == ["f", "f.helper", "f:for@7"]
+    loop = find_region(fa, "f:for@7")
+    assert set(loop.inputs) == {"xs", "y"} and loop.outputs == ("y",)
+
+
+def test_return_in_try_goes_through_finally():
+    r = region_of("""
+        def f(x):
+            # regionx: begin name=blk
+            try:
+                if x > 0:
+                    return x
+                y = -x
+            finally:
+                z = 2
+            # regionx: end
+            return y * z
+        """, "blk")
+    assert set(r.outputs) == {"y", "z"} and r.inputs == ("x",)
+    assert {x.code for x in r.reasons} == {"RX205"}
+
+
+def test_positionprovider_fallback_gives_the_same_regions(monkeypatch):
+    from regionx.analysis import source
+
+    text = textwrap.dedent(IDS_SOURCE).lstrip("\n")
+    fast = analyze_source(text, "ids.py")
+
+    def mismatch(*args, **kwargs):
+        raise source._Mismatch()
+
+    monkeypatch.setattr(source, "_align", mismatch)
+    slow = analyze_source(text, "ids.py")
+    key = lambda fa: [(r.id, r.start_line, r.end_line, r.col, r.inputs, r.outputs) for r in fa.regions]  # noqa: E731
+    assert key(slow) == key(fast)
+
+
+def test_class_body_loop_and_module_loop_ids():
+    fa = analyze("""
+        class Table:
+            rows = []
+            for i in range(3):
+                rows.append(i * i)
+        """)
+    loop = find_region(fa, "Table:for@3")
+    assert loop is not None and loop.qualname == "Table"
+    assert set(loop.outputs) == {"rows", "i"}  # class attributes (the loop variable too) outlive the body

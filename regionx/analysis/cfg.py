@@ -140,6 +140,7 @@ class Builder:
         self.finally_frames: list[_FinallyFrame] = []  # enclosing try/finally blocks, innermost last
         self.graph = scope.graph  # edges are added here
         self.nodes = scope.nodes  # nodes by id
+        self.built: dict[cst.CSTNode, Scope] = {}  # def/class statement -> its scope (a finally body is built twice)
 
     # -- helpers -------------------------------------------------------------------------
     def line(self, node: cst.CSTNode) -> int:
@@ -343,6 +344,8 @@ class Builder:
     def _add_loop(self, item: cst.For | cst.While, kind: str, lo: int, header: int) -> None:
         line, col, end = self.positions.get(item, (0, 1, 0))
         is_async = isinstance(item, cst.For) and item.asynchronous is not None
+        # a loop in a finally body is built twice: the last (normal-completion) copy is the region
+        self.scope.loops = [loop for loop in self.scope.loops if loop.stmt is not item]
         self.scope.loops.append(Loop(item, kind, lo, len(self.nodes) - 1, header, line, col, end, is_async))
 
     def _With(self, item: cst.With, preds: list[int]) -> list[int]:
@@ -425,13 +428,16 @@ class Builder:
         facts = _expr_facts([d.decorator for d in item.decorators] + param_defaults(item.params), line)
         name = item.name.value
         parent = self.scope
-        qual = name if parent.kind == "module" else f"{parent.qualname}.{name}"
-        child = Scope("function", name, qual, item, parent, pos=(line, col, end))
-        child.params = param_names(item.params)
-        child.is_async = item.asynchronous is not None
-        parent.children.append(child)
-        parent.defs.setdefault(name, []).append(child)
-        Builder(child, self.positions).build_scope(suite_items(item.body))
+        child = self.built.get(item)
+        if child is None:
+            qual = name if parent.kind == "module" else f"{parent.qualname}.{name}"
+            child = Scope("function", name, qual, item, parent, pos=(line, col, end))
+            child.params = param_names(item.params)
+            child.is_async = item.asynchronous is not None
+            parent.children.append(child)
+            parent.defs.setdefault(name, []).append(child)
+            Builder(child, self.positions).build_scope(suite_items(item.body))
+            self.built[item] = child
         if parent.kind == "class":
             parent.passthrough |= child.free  # methods do not see class-level names
         else:
@@ -449,11 +455,14 @@ class Builder:
         facts = _expr_facts(exprs, line)
         name = item.name.value
         parent = self.scope
-        qual = name if parent.kind == "module" else f"{parent.qualname}.{name}"
-        child = Scope("class", name, qual, item, parent, pos=(line, col, end))
-        parent.children.append(child)
-        parent.defs.setdefault(name, []).append(child)
-        Builder(child, self.positions).build_scope(suite_items(item.body))
+        child = self.built.get(item)
+        if child is None:
+            qual = name if parent.kind == "module" else f"{parent.qualname}.{name}"
+            child = Scope("class", name, qual, item, parent, pos=(line, col, end))
+            parent.children.append(child)
+            parent.defs.setdefault(name, []).append(child)
+            Builder(child, self.positions).build_scope(suite_items(item.body))
+            self.built[item] = child
         if parent.kind == "class":
             parent.passthrough |= child.free
         else:

@@ -273,7 +273,6 @@ class ModuleAnalysis:
                 refs |= 1 << bit
         live_exit = 0
         reach_exit = 0
-        exit_lines: list[int] = []
         for u in range(lo, hi + 1):
             for w in flow.succ[u]:
                 if w < lo or w > hi:
@@ -305,7 +304,6 @@ class ModuleAnalysis:
             reasons.append(reason("RX206", span.line))
         if not outputs:
             reasons.append(reason("RX207", span.line))
-        del exit_lines
         return Region(
             id=span.base_id, name=span.base_id, kind=span.kind, qualname=scope.qualname,  # type: ignore[arg-type]
             start_line=span.line, end_line=span.end_line, col=span.col, annotated=False,
@@ -386,6 +384,8 @@ class ModuleAnalysis:
     def block_span(self, pragma: Pragma) -> tuple[_Span | None, str]:
         """The statements of one block lying exactly within the pragma's begin/end lines."""
         start, end = pragma.block_start, pragma.block_end
+        if start is None or end is None:
+            return None, "begin/end block without lines"
         positions = self.parsed.positions
         for scope in self.scopes:
             for suite in scope.suites:
@@ -434,11 +434,11 @@ def analyze_parsed(parsed: Parsed, path: str, pragmas: Sequence[Pragma]) -> tupl
     lines = parsed.text.splitlines()
     for pragma in pragmas:
         if pragma.is_block:
-            span, detail = analysis.block_span(pragma)
-            if span is None:
+            block, detail = analysis.block_span(pragma)
+            if block is None:
                 diagnostics.append(make("RX101", path, pragma.line, pragma.col, detail=detail))
                 continue
-            region = analysis.span_region(span)
+            region = analysis.span_region(block)
             regions.append(_annotate(region, pragma))
             continue
         target = pragma.target_line or _next_code_line(lines, pragma.end_line)

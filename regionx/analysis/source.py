@@ -178,6 +178,7 @@ def _align_children(item: cst.CSTNode, node: Any, out: dict[cst.CSTNode, Pos], l
         _align(suite_items(item.body), node.body, out, lines)
         if len(item.handlers) != len(node.handlers):
             raise _Mismatch()
+        handler: Any
         for handler, ast_handler in zip(item.handlers, node.handlers):
             out[handler] = (ast_handler.lineno, _char_col(lines, ast_handler.lineno, ast_handler.col_offset),
                             ast_handler.end_lineno or ast_handler.lineno)
