@@ -37,6 +37,9 @@ from regionx.fsutil import atomic_write_bytes, atomic_write_text
 from regionx.types import VarSpec
 
 ACTIVATIONS = ("tanh", "relu", "sigmoid", "linear")
+# Output transforms a network may have been trained through: name -> inverse applied by the module.
+# "asinh": trained on t = asinh(y / s), so y = s * sinh(t) (regionx.train uses it for metric "rel").
+OUTPUT_TRANSFORMS = ("asinh",)
 
 # Cost model for choosing predict_one's implementation, from `python -m regionx.compile --measure`
 # on a 2-core x86 VM (Python 3, numpy 2.4): the straight-line scalar path costs ~25-30 ns per
@@ -224,11 +227,13 @@ def generate_source(
     out_shift: np.ndarray | None = None,
     scalar_path: bool | None = None,
     version: str = "",
+    out_transform: tuple[str, float] | None = None,
 ) -> str:
     """Python source of the surrogate module for already-folded `layers` (see `compile_model`).
 
-    `scalar_path` forces the predict_one implementation (None: by `use_scalar_path`). When the
-    scalar path is used the weights are also emitted as literals, so the module does not read
+    `scalar_path` forces the predict_one implementation (None: by `use_scalar_path`).
+    `out_transform` = ("asinh", s) means the network was trained on asinh(y / s): every output
+    is mapped back with y = s * sinh(t) (see `OUTPUT_TRANSFORMS`). When the scalar path is used the weights are also emitted as literals, so the module does not read
     weights.npz; otherwise it loads weights.npz from its own directory.
     """
     d_in = sum(v.size for v in inputs)
@@ -281,6 +286,14 @@ def generate_source(
         for i in range(n_layers):
             L.append(f"    _W{i} = np.ascontiguousarray(_data['W{i}'], dtype=np.float64)")
             L.append(f"    _B{i} = np.ascontiguousarray(_data['b{i}'], dtype=np.float64)")
+    if out_transform is not None:
+        kind, s_val = out_transform
+        if kind not in OUTPUT_TRANSFORMS:
+            raise ValueError(f"unknown output transform {kind!r}")
+        L.append(f"OUTPUT_TRANSFORM = ({kind!r}, {_lit(s_val)})")
+        L.append("_sinh = math.sinh")
+    else:
+        L.append("OUTPUT_TRANSFORM = None")
     if out_scale is not None:
         L.append(f"_OUT_SCALE = np.array({_array_literal(np.asarray(out_scale))}, dtype=np.float64)")
         L.append(f"_OUT_SHIFT = np.array({_array_literal(np.asarray(out_shift))}, dtype=np.float64)")
@@ -308,6 +321,9 @@ def generate_source(
         L.extend(np_act("h", act, "    "))
     if out_scale is not None:
         L.append("    h = h * _OUT_SCALE + _OUT_SHIFT")
+    if out_transform is not None:
+        L.append("    np.sinh(h, out=h)")
+        L.append(f"    h *= {_lit(out_transform[1])}")
     L.append("    return h")
     L.append("")
     L.append("")
@@ -352,6 +368,9 @@ def generate_source(
         if out_scale is not None and out_shift is not None:
             for j in range(d_out):
                 L.append(f"    {names[j]} = {names[j]}*{_lit(out_scale[j])} + {_lit(out_shift[j])}")
+        if out_transform is not None:
+            for j in range(d_out):
+                L.append(f"    {names[j]} = {_lit(out_transform[1])}*_sinh({names[j]})")
         L.extend(pack(list(names)))
     else:
         flat_parts = []
@@ -367,6 +386,8 @@ def generate_source(
             L.extend(np_act("h", act, "    "))
         if out_scale is not None:
             L.append("    h = h * _OUT_SCALE + _OUT_SHIFT")
+        if out_transform is not None:
+            L.append(f"    h = {_lit(out_transform[1])} * np.sinh(h)")
         if all(not v.shape for v in outputs):
             if d_out == 1:
                 L.append("    return float(h[0])")
@@ -421,13 +442,16 @@ def compile_model(
     upper: Any,
     out_dir: str,
     scalar_path: bool | None = None,
+    out_transform: tuple[str, float] | None = None,
 ) -> str:
     """Write ``surrogate_<region_name>.py`` and ``weights.npz`` into `out_dir`; return the module path.
 
     `layers` are the network's (W, b, activation) in normalised units (as `keras_layers` returns
     them); the normalisation ``x_n = (x - x_mean) / x_scale`` and ``y = y_n * y_scale + y_mean``
     is folded into the first and last layers. `lower`/`upper` give the trained domain box per
-    flattened input column. Both files are written atomically (weights first).
+    flattened input column. `out_transform` ("asinh", s): the network's (de-normalised) output is
+    asinh(y / s) and the module maps it back (see `generate_source`). Both files are written
+    atomically (weights first).
     """
     from regionx import __version__
 
@@ -447,11 +471,14 @@ def compile_model(
     if out_scale is not None:
         arrays["out_scale"] = np.asarray(out_scale, dtype=np.float64)
         arrays["out_shift"] = np.asarray(out_shift, dtype=np.float64)
+    if out_transform is not None:
+        arrays["out_transform_scale"] = np.asarray(float(out_transform[1]), dtype=np.float64)
     source = generate_source(
         folded, region_name=region_name, inputs=inputs, outputs=outputs,
         lower=[float(v) for v in np.asarray(lower, dtype=np.float64).ravel()],
         upper=[float(v) for v in np.asarray(upper, dtype=np.float64).ravel()],
         out_scale=out_scale, out_shift=out_shift, scalar_path=scalar_path, version=__version__,
+        out_transform=out_transform,
     )
     compile(source, module_name(region_name), "exec")  # fail here, not at the user's import
     _atomic_savez(os.path.join(out_dir, "weights.npz"), arrays)

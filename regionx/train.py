@@ -45,9 +45,20 @@ HIDDEN_ACTIVATIONS = ("tanh", "relu", "sigmoid", "linear")
 DEFAULT_ACTIVATION = "tanh"
 SPLIT = (0.70, 0.15, 0.15)  # train / validation / test
 MIN_SAMPLES = 20
-LEARNING_RATE = 1e-2  # Adam; halved on plateaus. Tiny tanh nets converge far too slowly at 1e-3
+LEARNING_RATE = 1e-2  # Adam's peak rate, cosine-decayed to LR_FLOOR * peak over the epoch budget
+LR_FLOOR = 1e-3
 EARLY_STOP_PATIENCE = 25  # epochs without val-loss improvement before stopping (best weights restored)
-LR_PATIENCE = 10  # epochs without improvement before halving the learning rate
+LR_PATIENCE = 10  # kept for compatibility: the schedule is a cosine decay, not plateau halving
+# Mini-batch size when none is given: about 1/256 of the training rows, a power of two in [32, 512].
+# (Measured on the Newton region, 100k samples, 3x32x32x1 tanh, 60 epochs: batch 256 + cosine decay
+# reaches 75% of test points within 1% where batch 64 + plateau halving on 4k samples reached 30-57%.)
+AUTO_BATCH_MIN, AUTO_BATCH_MAX, AUTO_BATCH_ROWS = 32, 512, 256
+# Metric "rel": train on t = asinh(y / s) rather than y. For |y| >> s an absolute error in t is the
+# relative error in y, so MSE on t weighs points the way the metric does; s keeps small |y| from
+# dominating. s = max(REL_FLOOR, REL_TRANSFORM_FRACTION * median |y|) (Newton: 79% vs 75% within 1%,
+# 98.7% vs 95.0% within 5%; s = REL_FLOOR itself made the target too steep near y = 0: 50%).
+REL_TRANSFORM_FRACTION = 0.05
+TARGET_TRANSFORMS = ("auto", "asinh", "none")
 TIE_BAND = 0.05
 BATCH_ROWS = 4096  # rows of the batch used to time predict()
 CALL_ROWS = 256  # distinct test rows cycled through when timing predict_one()
@@ -169,17 +180,17 @@ def _train_topology_inner(task: dict[str, Any], progress: ProgressFn | None = No
     for width in hidden:
         model.add(keras.layers.Dense(width, activation=activation))
     model.add(keras.layers.Dense(d_out, activation="linear"))
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=float(task["learning_rate"])), loss="mse",
-                  steps_per_execution=8)
     batch = int(task["batch_size"])
+    epochs = int(task["epochs"])
+    total_steps = max(1, epochs * int(math.ceil(len(Xtr) / batch)))
+    schedule = keras.optimizers.schedules.CosineDecay(float(task["learning_rate"]), total_steps, alpha=LR_FLOOR)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=schedule), loss="mse", steps_per_execution=8)
     # tf.data is ~3x faster per epoch than numpy input for these tiny models.
     train_ds = (tf.data.Dataset.from_tensor_slices((Xtr, Ytr))
                 .shuffle(len(Xtr), seed=seed, reshuffle_each_iteration=True).batch(batch))
     val_ds = tf.data.Dataset.from_tensor_slices((Xva, Yva)).batch(4096)
-    epochs = int(task["epochs"])
     callbacks: list[Any] = [
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=int(task["patience"]), restore_best_weights=True),
-        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=LR_PATIENCE, min_lr=1e-5, verbose=0),
     ]
     if progress is not None:
         callbacks.append(keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: progress(label, epoch + 1, epochs)))
@@ -334,6 +345,26 @@ def _scale(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, std
 
 
+def auto_batch_size(n_train: int) -> int:
+    """Default mini-batch size for `n_train` training rows (see AUTO_BATCH_ROWS)."""
+    want = max(1.0, n_train / AUTO_BATCH_ROWS)
+    return int(min(AUTO_BATCH_MAX, max(AUTO_BATCH_MIN, 2 ** round(math.log2(want)))))
+
+
+def target_transform_for(Y: np.ndarray, metric: str, kind: str = "auto") -> tuple[str, float] | None:
+    """The output transform to train through: ("asinh", s) or None (train on y itself).
+
+    "auto" is asinh for metric "rel" and none for "abs"; s = max(REL_FLOOR, REL_TRANSFORM_FRACTION
+    * median |y|) over the training outputs.
+    """
+    if kind not in TARGET_TRANSFORMS:
+        raise ValueError(f"target_transform must be one of {', '.join(TARGET_TRANSFORMS)}, not {kind!r}")
+    if kind == "none" or (kind == "auto" and metric != "rel"):
+        return None
+    med = float(np.median(np.abs(Y))) if Y.size else 0.0
+    return ("asinh", max(REL_FLOOR, REL_TRANSFORM_FRACTION * med))
+
+
 def train_dataset(
     dataset: Dataset,
     out_dir: str,
@@ -344,12 +375,13 @@ def train_dataset(
     target: float = 0.99,
     epochs: int = 200,
     seed: int = 0,
-    batch_size: int = 64,
+    batch_size: int | None = None,
     executor: concurrent.futures.Executor | None = None,
     progress: ProgressFn | None = None,
     select_by: str = "call",
     learning_rate: float = LEARNING_RATE,
     patience: int = EARLY_STOP_PATIENCE,
+    target_transform: str = "auto",
 ) -> StageResult:
     """Train every topology on `dataset`, compile and measure each, keep the fastest accurate one.
 
@@ -360,7 +392,9 @@ def train_dataset(
     spawn/forkserver process pool, never fork after TensorFlow is loaded); timing always runs in
     this process after training finishes. `progress(label, done, total)` is called after every
     epoch of sequential training (done = epochs so far, total = max epochs) and once with
-    done == total when a topology finishes.
+    done == total when a topology finishes. `batch_size` None picks `auto_batch_size`;
+    `target_transform` ("auto", "asinh", "none") picks what the networks learn (`target_transform_for`);
+    the compiled module always returns y itself.
 
     Returns StageResult: "ok" with artifacts {'manifest', 'module', 'report_md', 'report_json',
     'model', 'weights'}; "failed" with RX401 (no topology met `target`; reports still written),
@@ -382,7 +416,9 @@ def train_dataset(
         return StageResult("failed", meta.region_id, (make("RX006", src, detail=f"tolerance must be positive, not {tolerance!r}"),))
     if not (0.0 < target <= 1.0):
         return StageResult("failed", meta.region_id, (make("RX006", src, detail=f"target must be in (0, 1], not {target!r}"),))
-    if epochs < 1 or batch_size < 1:
+    if target_transform not in TARGET_TRANSFORMS:
+        return StageResult("failed", meta.region_id, (make("RX006", src, detail=f"target_transform must be one of {', '.join(TARGET_TRANSFORMS)}"),))
+    if epochs < 1 or (batch_size is not None and batch_size < 1):
         return StageResult("failed", meta.region_id, (make("RX006", src, detail="epochs and batch size must be at least 1"),))
     if select_by not in ("call", "batch"):
         return StageResult("failed", meta.region_id, (make("RX006", src, detail=f"select_by must be 'call' or 'batch', not {select_by!r}"),))
@@ -408,11 +444,15 @@ def train_dataset(
     # ---- split and normalise ----
     tr, va, te = _split(X.shape[0], seed)
     x_mean, x_scale = _scale(X[tr])
-    y_mean, y_scale = _scale(Y[tr])
     lower = X[tr].min(axis=0)
     upper = X[tr].max(axis=0)
+    transform = target_transform_for(Y[tr], metric, target_transform)
+    T = Y if transform is None else np.arcsinh(Y / transform[1])
+    y_mean, y_scale = _scale(T[tr])  # normalisation of what the network learns (y or asinh(y / s))
     Xn = (X - x_mean) / x_scale
-    Yn = (Y - y_mean) / y_scale
+    Yn = (T - y_mean) / y_scale
+    if batch_size is None:
+        batch_size = auto_batch_size(len(tr))
 
     if executor is None:
         try:
@@ -456,7 +496,8 @@ def train_dataset(
         for i, res in enumerate(trained):
             sub = os.path.join(work, f"topology_{i}")
             path = rxcompile.compile_model(res["layers"], x_mean, x_scale, y_mean, y_scale, region_name=meta.region_name,
-                                           inputs=meta.inputs, outputs=meta.outputs, lower=lower, upper=upper, out_dir=sub)
+                                           inputs=meta.inputs, outputs=meta.outputs, lower=lower, upper=upper, out_dir=sub,
+                                           out_transform=transform)
             module = rxcompile.load_module(path)
             m = error_metrics(module.predict(X[te]), Y[te], metric, tolerance)
             t_call = rxcompile.time_per_call(module.predict_one, call_rows, repeats=5)
@@ -490,7 +531,9 @@ def train_dataset(
             "seed": seed,
             "select_by": select_by,
             "training": {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
-                         "early_stopping_patience": patience, "optimizer": "adam", "loss": "mse (normalised)",
+                         "early_stopping_patience": patience, "optimizer": "adam",
+                         "schedule": f"cosine decay to {LR_FLOOR:g} x peak", "loss": "mse (normalised)",
+                         "target_transform": None if transform is None else f"{transform[0]}(y / {transform[1]:.6g})",
                          "split": list(SPLIT)},
             "dataset": {
                 "source_path": meta.source_path, "source_sha256": meta.source_sha256, "mode": meta.mode,
@@ -525,7 +568,7 @@ def train_dataset(
         res = trained[chosen_i]
         module_path = rxcompile.compile_model(res["layers"], x_mean, x_scale, y_mean, y_scale, region_name=meta.region_name,
                                               inputs=meta.inputs, outputs=meta.outputs, lower=lower, upper=upper,
-                                              out_dir=out_dir)
+                                              out_dir=out_dir, out_transform=transform)
         model_path = os.path.join(out_dir, "model.keras")
         rxcompile.atomic_write_bytes(model_path, res["model_bytes"])
         manifest = Manifest(

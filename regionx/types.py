@@ -175,6 +175,14 @@ class VarSpec:
         return [f"{self.name}[{i}]" for i in range(self.size)]
 
 
+def _vars_json(specs: tuple[VarSpec, ...]) -> list[dict[str, Any]]:
+    return [{"name": v.name, "shape": list(v.shape)} for v in specs]
+
+
+def _vars_from_json(items: list[dict[str, Any]]) -> tuple[VarSpec, ...]:
+    return tuple(VarSpec(v["name"], tuple(v["shape"])) for v in items)
+
+
 @dataclass(frozen=True)
 class DatasetMeta:
     """Everything about a dataset except its arrays (stored as JSON inside the .npz)."""
@@ -202,8 +210,8 @@ class DatasetMeta:
             "region_name": self.region_name,
             "source_path": self.source_path,
             "source_sha256": self.source_sha256,
-            "inputs": [{"name": v.name, "shape": list(v.shape)} for v in self.inputs],
-            "outputs": [{"name": v.name, "shape": list(v.shape)} for v in self.outputs],
+            "inputs": _vars_json(self.inputs),
+            "outputs": _vars_json(self.outputs),
             "domain": dict(self.domain),
             "seed": self.seed,
             "requested": self.requested,
@@ -223,8 +231,8 @@ class DatasetMeta:
             region_name=data["region_name"],
             source_path=data["source_path"],
             source_sha256=data["source_sha256"],
-            inputs=tuple(VarSpec(v["name"], tuple(v["shape"])) for v in data["inputs"]),
-            outputs=tuple(VarSpec(v["name"], tuple(v["shape"])) for v in data["outputs"]),
+            inputs=_vars_from_json(data["inputs"]),
+            outputs=_vars_from_json(data["outputs"]),
             domain=dict(data["domain"]),
             seed=int(data["seed"]),
             requested=int(data["requested"]),
@@ -355,8 +363,8 @@ class Manifest:
             "source_path": self.source_path,
             "source_sha256": self.source_sha256,
             "interface": {
-                "inputs": [{"name": v.name, "shape": list(v.shape)} for v in self.inputs],
-                "outputs": [{"name": v.name, "shape": list(v.shape)} for v in self.outputs],
+                "inputs": _vars_json(self.inputs),
+                "outputs": _vars_json(self.outputs),
             },
             "domain": dict(self.domain),
             "tolerance": self.tolerance,
@@ -388,8 +396,8 @@ class Manifest:
         return cls(
             region_id=d["region_id"], region_name=d["region_name"], source_path=d["source_path"],
             source_sha256=d["source_sha256"],
-            inputs=tuple(VarSpec(v["name"], tuple(v["shape"])) for v in d["interface"]["inputs"]),
-            outputs=tuple(VarSpec(v["name"], tuple(v["shape"])) for v in d["interface"]["outputs"]),
+            inputs=_vars_from_json(d["interface"]["inputs"]),
+            outputs=_vars_from_json(d["interface"]["outputs"]),
             domain=dict(d["domain"]), tolerance=float(d["tolerance"]), metric=d["metric"],
             target=float(d["target"]), accept=d.get("accept"),
             topology=TopologyResult.from_json(d["topology"]), module=d["module"],

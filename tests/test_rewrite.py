@@ -328,6 +328,7 @@ HOIST_BEFORE = '''\
 
 
 def test_golden_batch_hoisting_index_and_append() -> None:
+    """The column-wise form: one batch call, one slice store or extend, the loop target's last value."""
     reg = region("f", "function", 1, 2, "ab", ("return",), qualname="f")
     m = manifest(reg, (0.0, 0.0), (1.0, 1.0))
     after = '''\
@@ -347,20 +348,18 @@ def test_golden_batch_hoisting_index_and_append() -> None:
         def run(A, B, n):
             out = [0.0] * n
             # regionx-rewritten: f batch begin
-            if _regionx_f_batchable():
-                _regionx_it = iter(_regionx_f_map([(A[i], B[i]) for i in range(n)], _regionx_exact_f))
-                for i in range(n):
-                    out[i] = next(_regionx_it)
+            if (_regionx_b := _regionx_f_batch(_regionx_exact_f, "range", range(n), (A, B), out=out)) is not None:
+                out[:n] = _regionx_b[0]
+                i = _regionx_b[1]
             else:
                 for i in range(n):
                     out[i] = f(A[i], B[i])
             # regionx-rewritten: f batch end
             res = []
             # regionx-rewritten: f batch begin
-            if _regionx_f_batchable(A, B):
-                _regionx_it = iter(_regionx_f_map([(a, b) for a, b in zip(A, B)], _regionx_exact_f))
-                for a, b in zip(A, B):
-                    res.append(next(_regionx_it))
+            if (_regionx_b := _regionx_f_batch(_regionx_exact_f, "zip", (A, B), (A, B), out=res, append=True)) is not None:
+                res.extend(_regionx_b[0])
+                a, b = _regionx_b[1]
             else:
                 for a, b in zip(A, B):
                     res.append(f(a, b))
@@ -369,6 +368,60 @@ def test_golden_batch_hoisting_index_and_append() -> None:
         '''
     data = assert_rewrite(HOIST_BEFORE, after, reg, m)
     assert data["hoisted"] == [7, 10] and data["path_taken"] == "batch"
+    loader = data["text"].split("loader end")[0]
+    assert "def _regionx_f_batch(" in loader and "_regionx_f_map" not in loader  # only the helper in use
+
+
+GENERAL_BEFORE = '''\
+    def f(a, b):
+        return a * b + 1.0
+
+
+    def run(A, B, n):
+        out = [0.0] * n
+        for i in range(n):
+            out[i] = f(A[i], B[i] * 2.0)
+        res = []
+        for a, b in zip(A, B):
+            res.append(2.0 * f(a, b))
+        return out, res
+    '''
+
+
+def test_golden_batch_hoisting_general_form() -> None:
+    """Loops outside the column-wise form (an argument computed from the row, a result used in an
+    expression) keep the general row-by-row batch."""
+    reg = region("f", "function", 1, 2, "ab", ("return",), qualname="f")
+    m = manifest(reg, (0.0, 0.0), (1.0, 1.0))
+    after = '''\
+        def run(A, B, n):
+            out = [0.0] * n
+            # regionx-rewritten: f batch begin
+            if _regionx_f_batchable():
+                _regionx_it = iter(_regionx_f_map([(A[i], B[i] * 2.0) for i in range(n)], _regionx_exact_f))
+                for i in range(n):
+                    out[i] = next(_regionx_it)
+            else:
+                for i in range(n):
+                    out[i] = f(A[i], B[i] * 2.0)
+            # regionx-rewritten: f batch end
+            res = []
+            # regionx-rewritten: f batch begin
+            if _regionx_f_batchable(A, B):
+                _regionx_it = iter(_regionx_f_map([(a, b) for a, b in zip(A, B)], _regionx_exact_f))
+                for a, b in zip(A, B):
+                    res.append(2.0 * next(_regionx_it))
+            else:
+                for a, b in zip(A, B):
+                    res.append(2.0 * f(a, b))
+            # regionx-rewritten: f batch end
+            return out, res
+        '''
+    data = rewrite(textwrap.dedent(GENERAL_BEFORE), reg, m)
+    assert data["text"].split("# regionx-rewritten: f end\n\n\n")[1] == textwrap.dedent(after)
+    assert revert_source(data["text"], "prog.py").data["text"] == textwrap.dedent(GENERAL_BEFORE)
+    loader = data["text"].split("loader end")[0]
+    assert "def _regionx_f_map(" in loader and "_regionx_f_batch(" not in loader
 
 
 @pytest.mark.parametrize("loop, reason", [

@@ -1,0 +1,188 @@
+"""Shared helpers of the benchmark scripts: sampling and training the fixtures' regions through
+regionx's own stages, timing, markdown tables and result files.
+
+Nothing here is part of regionx; the scripts import it as ``benchmarks._common`` (they put the
+repository root on sys.path, so they run from a clean checkout with ``.venv/bin/python``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from typing import Any, Callable, Sequence
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+import numpy as np  # noqa: E402
+
+from regionx.analysis import analyze_file, find_region  # noqa: E402
+from regionx.types import Dataset, Manifest, Region  # noqa: E402
+
+RESULTS = os.path.join(ROOT, "benchmarks", "results")
+NEWTON = os.path.join(ROOT, "fixtures", "newton.py")
+LJ = os.path.join(ROOT, "fixtures", "lj_md.py")
+
+# The paper's topologies (hidden layers), Tables II and III.
+PAPER_NEWTON: list[tuple[int, ...]] = [(3,), (5,), (8,), (3, 2), (5, 3), (8, 5), (5, 3, 2), (8, 5, 3), (11, 8, 5)]
+PAPER_LJ: list[tuple[int, ...]] = [(3,), (5,), (8,), (3, 2), (3, 5), (5, 8)]
+
+
+def load_region(path: str, name: str) -> tuple[str, Region]:
+    """Source text of `path` and its region named `name` (raises if it is not there)."""
+    analysis = analyze_file(path)
+    region = find_region(analysis, name)
+    if region is None:
+        raise SystemExit(f"{path}: no region {name!r}")
+    with open(path, encoding="utf-8") as handle:
+        return handle.read(), region
+
+
+def sample(path: str, name: str, n: int, seed: int) -> Dataset:
+    """`regionx sample` on a fixture's region: `n` valid random inputs from its pragma, exact outputs."""
+    from regionx.sample import sample_region
+
+    text, region = load_region(path, name)
+    result, dataset = sample_region(text, path, region, n=n, seed=seed)
+    if dataset is None or not result.ok:
+        raise SystemExit(f"sampling {name} failed: {[d.message for d in result.diagnostics]}")
+    return dataset
+
+
+def train_one(dataset: Dataset, hidden: tuple[int, ...], activation: str, out_dir: str, *, epochs: int,
+              seed: int, batch_size: int | None = None) -> dict[str, Any]:
+    """`regionx train` with a single topology, so that every topology leaves its own manifest and module.
+
+    target is tiny: here we want each topology's artifacts whatever its accuracy; whether it meets
+    the pragma's real target is reported separately (`meets_target`).
+    """
+    from regionx.train import train_dataset
+
+    result = train_dataset(dataset, out_dir, topologies=[(tuple(hidden), activation)], epochs=epochs, seed=seed,
+                           target=1e-9, select_by="batch", batch_size=batch_size)
+    if not result.ok:
+        raise SystemExit(f"training {hidden} failed: {[d.message for d in result.diagnostics]}")
+    row = dict(result.data["rows"][0])
+    row["artifact_dir"] = out_dir
+    with open(os.path.join(out_dir, "report.json"), encoding="utf-8") as handle:
+        row["training"] = json.load(handle)["training"]
+    return row
+
+
+def load_manifest(artifact_dir: str) -> Manifest:
+    with open(os.path.join(artifact_dir, "manifest.json"), encoding="utf-8") as handle:
+        return Manifest.from_json(json.load(handle))
+
+
+def patch(path: str, name: str, artifact_dir: str, out_file: str, *, hoist: bool) -> dict[str, Any]:
+    """Rewrite `path`'s region with the surrogate in `artifact_dir` into `out_file` (next to the artifacts).
+
+    Returns regionx's verdict: whether the rewrite was refused as unprofitable (RX502), the path
+    taken, the hoisted loop lines. When regionx refuses, the patch is made anyway with force=True
+    so that the benchmark can show what the refused program would have cost.
+    """
+    from regionx.fsutil import atomic_write_text
+    from regionx.rewrite import rewrite_source
+
+    text, region = load_region(path, name)
+    manifest = load_manifest(artifact_dir)
+    rel = os.path.relpath(os.path.join(artifact_dir, manifest.module), os.path.dirname(out_file))
+    result = rewrite_source(text, path, region, manifest, module_name=rel, hoist=hoist)
+    refused = [d.message for d in result.diagnostics if d.code == "RX502"]
+    if not result.ok:
+        if not refused:
+            raise SystemExit(f"rewrite failed: {[d.message for d in result.diagnostics]}")
+        result = rewrite_source(text, path, region, manifest, module_name=rel, hoist=hoist, force=True)
+        if not result.ok:
+            raise SystemExit(f"forced rewrite failed: {[d.message for d in result.diagnostics]}")
+    atomic_write_text(out_file, result.data["text"])
+    return {"file": out_file, "refused_unprofitable": bool(refused), "rx502": refused[0] if refused else None,
+            "path_taken": result.data["path_taken"], "hoisted": result.data["hoisted"],
+            "hoist_skipped": result.data["hoist_skipped"], "profitability": result.data["profitability"]}
+
+
+_counter = 0
+
+
+def import_file(path: str) -> Any:
+    """Import a Python file as a fresh module (never cached in sys.modules)."""
+    import importlib.util
+
+    global _counter
+    _counter += 1
+    spec = importlib.util.spec_from_file_location(f"_bench_{_counter}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def quiet(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, str]:
+    """Call fn with stdout captured; return (result, captured text)."""
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        value = fn(*args, **kwargs)
+    return value, buf.getvalue()
+
+
+def median_time(fn: Callable[[], Any], repeats: int) -> tuple[float, list[float]]:
+    """Median wall time of `repeats` calls of fn (and all samples)."""
+    samples = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - t0)
+    return statistics.median(samples), samples
+
+
+def md_table(header: Sequence[str], rows: Sequence[Sequence[Any]], align: str | None = None) -> str:
+    """A GitHub markdown table; `align` is one char per column (l or r), default first l, rest r."""
+    align = align or ("l" + "r" * (len(header) - 1))
+    lines = ["| " + " | ".join(str(h) for h in header) + " |",
+             "|" + "|".join(":---" if a == "l" else "---:" for a in align) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers were measured on."""
+    import numpy
+
+    info = {"python": platform.python_version(), "numpy": numpy.__version__, "cpus": os.cpu_count(),
+            "machine": platform.machine(), "platform": platform.platform()}
+    try:
+        with open("/proc/loadavg", encoding="utf-8") as handle:
+            info["loadavg_at_start"] = handle.read().split()[:3]
+    except OSError:
+        pass
+    return info
+
+
+def write_json(path: str, data: Any) -> None:
+    from regionx.fsutil import atomic_write_text
+
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    atomic_write_text(path, json.dumps(data, indent=2, default=float) + "\n")
+
+
+def write_text(path: str, text: str) -> None:
+    from regionx.fsutil import atomic_write_text
+
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    atomic_write_text(path, text)
+
+
+def rel_errors(pred: Sequence[float], exact: Sequence[float]) -> np.ndarray:
+    """regionx's "rel" metric per point: |pred - exact| / max(|exact|, REL_FLOOR)."""
+    from regionx.types import REL_FLOOR
+
+    p = np.asarray(pred, dtype=np.float64)
+    e = np.asarray(exact, dtype=np.float64)
+    return np.abs(p - e) / np.maximum(np.abs(e), REL_FLOOR)
