@@ -145,7 +145,7 @@ def lj_force(rsq: np.ndarray) -> np.ndarray:
     return np.where(rsq < 6.25, r6inv * (48.0 * r6inv - 24.0) * r2inv, 0.0)
 
 
-def lj_table(cfg: dict[str, Any], out: str, seed: int) -> dict[str, Any]:
+def lj_table(cfg: dict[str, Any], out: str, seed: int, topologies: list[tuple[int, ...]] | None = None) -> dict[str, Any]:
     t0 = time.perf_counter()
     ds = C.sample(C.LJ, "lj_pair", cfg["lj_samples"], seed)
     sample_time = time.perf_counter() - t0
@@ -156,7 +156,7 @@ def lj_table(cfg: dict[str, Any], out: str, seed: int) -> dict[str, Any]:
     f_range = float(f_visited.max() - f_visited.min())
     inside = visited < 6.25
     rows = []
-    for hidden in C.PAPER_LJ:
+    for hidden in topologies or C.PAPER_LJ:
         art = os.path.join(out, "artifacts", "lj", "x".join(map(str, hidden)))
         print(f"lj {label(hidden, 1)} ...", flush=True)
         row = C.train_one(ds, hidden, "tanh", art, epochs=cfg["lj_epochs"], seed=seed)

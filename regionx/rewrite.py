@@ -23,7 +23,13 @@ Shapes of the patched code:
 * loop or block region: ``if (_regionx_y := <try>(inputs)) is not None: <outputs> = ...``
   ``else: <original code>``.
 * batch hoisting (function regions): a ``for`` loop that maps the function over rows, proven free
-  of loop-carried dependences by a def-use check over its body, becomes
+  of loop-carried dependences by a def-use check over its body, becomes, in the column-wise form
+  (arguments ``S[i]`` / zip, enumerate or for elements / loop-invariant values; ``out[i] = f(...)``
+  or ``res.append(f(...))``)
+  ``if (b := <batch>(exact, kind, rows, columns, out=...)) is not None: out[start:stop] = b[0];
+  <loop target> = b[1] else: <original loop>`` — numpy over whole columns, one slice store; the
+  helper answers None (run the original loop) for generators, short containers, no rows ...;
+  any other map loop gets the general form
   ``if <sequences can be traversed twice>: <one batched predict, then the same loop storing the
   precomputed results> else: <original loop>``.
 
@@ -711,15 +717,19 @@ def _fast_form(loop: cst.For, call: cst.Call) -> _Fast | None:
         value = arg.value
         if isinstance(value, cst.Name) and value.value in elements:
             columns.append(elements[value.value])
-        elif (seq := indexed_name(value)) is not None:
-            columns.append(seq)
+        elif (indexed := indexed_name(value)) is not None:
+            columns.append(indexed)
         elif not (_reads(value).names & loop_vars):
             columns.append(_code(value))
             fixed.append(k)
         else:
             return None
 
-    stmt = loop.body.body[0].body[0]  # type: ignore[attr-defined]  # one simple statement (checked)
+    line = loop.body.body[0]
+    if not isinstance(line, cst.SimpleStatementLine):
+        return None
+    stmt = line.body[0]  # the one simple statement (checked by _check_map_loop)
+    out: str | None
     if isinstance(stmt, cst.Assign):
         if len(stmt.targets) != 1 or stmt.value is not call:
             return None
@@ -736,7 +746,8 @@ def _fast_form(loop: cst.For, call: cst.Call) -> _Fast | None:
         return None
 
     if kind == "range":
-        bounds = [_code(a.value) for a in it.args]  # type: ignore[attr-defined]
+        assert isinstance(it, cst.Call)
+        bounds = [_code(a.value) for a in it.args]
         store_slice = f":{bounds[0]}" if len(bounds) == 1 else f"{bounds[0]}:{bounds[1]}"
         rows = _code(it)
     else:

@@ -59,6 +59,10 @@ AUTO_BATCH_MIN, AUTO_BATCH_MAX, AUTO_BATCH_ROWS = 32, 512, 256
 # 98.7% vs 95.0% within 5%; s = REL_FLOOR itself made the target too steep near y = 0: 50%).
 REL_TRANSFORM_FRACTION = 0.05
 TARGET_TRANSFORMS = ("auto", "asinh", "none")
+# The generated predict() runs hidden layers in float32: 2-4x faster on 10k-row batches (numpy's
+# float32 tanh is SIMD-vectorised), relative deviation from float64 ~2e-5, far below any tolerance;
+# accuracy is always measured on the compiled module, so it includes this.
+BATCH_DTYPE = "float32"
 TIE_BAND = 0.05
 BATCH_ROWS = 4096  # rows of the batch used to time predict()
 CALL_ROWS = 256  # distinct test rows cycled through when timing predict_one()
@@ -497,7 +501,8 @@ def train_dataset(
             sub = os.path.join(work, f"topology_{i}")
             path = rxcompile.compile_model(res["layers"], x_mean, x_scale, y_mean, y_scale, region_name=meta.region_name,
                                            inputs=meta.inputs, outputs=meta.outputs, lower=lower, upper=upper, out_dir=sub,
-                                           out_transform=transform)
+                                           out_transform=transform,
+                                           batch_dtype=BATCH_DTYPE)
             module = rxcompile.load_module(path)
             m = error_metrics(module.predict(X[te]), Y[te], metric, tolerance)
             t_call = rxcompile.time_per_call(module.predict_one, call_rows, repeats=5)
@@ -568,7 +573,8 @@ def train_dataset(
         res = trained[chosen_i]
         module_path = rxcompile.compile_model(res["layers"], x_mean, x_scale, y_mean, y_scale, region_name=meta.region_name,
                                               inputs=meta.inputs, outputs=meta.outputs, lower=lower, upper=upper,
-                                              out_dir=out_dir, out_transform=transform)
+                                              out_dir=out_dir, out_transform=transform,
+                                           batch_dtype=BATCH_DTYPE)
         model_path = os.path.join(out_dir, "model.keras")
         rxcompile.atomic_write_bytes(model_path, res["model_bytes"])
         manifest = Manifest(

@@ -619,10 +619,10 @@ def test_patched_equals_original_with_exact_fake(tmp_path: Path) -> None:
     C = list(rng.uniform(-10, 10, 40))
     A[3] = 5.0  # one row outside the trained box: the exact code answers it
     want, got = orig.main(A, B, C), mod.main(A, B, C)
-    # three batched loops -> three predict calls (row 0 and the row with A[3] run exactly);
-    # the loops with dependences went through predict_one
+    # three batched loops -> three predict calls over all 40 rows (row 0 and the row with A[3] are
+    # then answered by the exact code); the loops with dependences went through predict_one
     calls = dict(sur.CALLS)
-    assert calls["predict"] == 3 and calls["predict_rows"] == 3 * 38 and calls["predict_one"] > 0
+    assert calls["predict"] == 3 and calls["predict_rows"] == 3 * 40 and calls["predict_one"] > 0
     for w, g in zip(want, got):
         np.testing.assert_array_equal(np.asarray(w), np.asarray(g))
     # the batched containers hold what the original loops stored (numpy scalars here, as A holds them)
@@ -918,3 +918,181 @@ def test_rewrite_file_with_real_analysis(tmp_path: Path) -> None:
     write(tmp_path, "prog.py", text.replace("range(30)", "range(31)"))
     stale = rewrite_file(str(src), "newton", str(art), out=str(tmp_path / "OUT2"))
     assert [d.code for d in stale.diagnostics] == ["RX503"] and "changed since" in stale.diagnostics[0].message
+
+
+# ------------------------------------------------------------------------------------------
+# the column-wise fast form of batch hoisting
+
+
+FAST_PROG = """\
+import numpy as np
+
+
+def f(a, b):
+    return a * b + 1.0
+
+
+def by_index(A, B, out, start, stop):
+    for i in range(start, stop):
+        out[i] = f(A[i], B[i])
+    return out, i
+
+
+def by_len(A, B, out):
+    for i in range(len(A)):
+        out[i] = f(A[i], B[i])
+    return out, i
+
+
+def by_zip(A, B):
+    res = []
+    for a, b in zip(A, B):
+        res.append(f(a, b))
+    return res, a, b
+
+
+def by_enumerate(A, out):
+    for i, a in enumerate(A):
+        out[i] = f(a, 0.5)
+    return out, i, a
+
+
+def by_name(A):
+    res = []
+    for a in A:
+        res.append(f(2.0 * 0.25, a))
+    return res, a
+"""
+FAST_FORMULA = "def exact(a, b):\n    return (a * b + 1.0,)\n"
+FAST_LINES = [9, 15, 22, 28, 35]
+
+
+def fast_case(tmp_path: Path, sentinel: float | None = None, accept: str | None = None) -> tuple[Any, Any, Any]:
+    reg = region("f", "function", 4, 5, "ab", ("return",), qualname="f")
+    m = manifest(reg, (0.0, 0.0), (1.0, 1.0), accept=accept)
+    orig = load(write(tmp_path, "orig.py", FAST_PROG))
+    mod, sur, data = patched_module(tmp_path, FAST_PROG, reg, m, FAST_FORMULA, sentinel)
+    assert data["hoisted"] == FAST_LINES
+    assert data["text"].count("_regionx_f_batch(_regionx_exact_f, ") == len(FAST_LINES)
+    assert "_regionx_f_map" not in data["text"]
+    return orig, mod, sur
+
+
+def assert_same(want: Any, got: Any) -> None:
+    """Equal values of identical types, element by element (lists, tuples, arrays, scalars)."""
+    assert type(want) is type(got), (want, got)
+    if isinstance(want, np.ndarray):
+        assert want.dtype == got.dtype and want.shape == got.shape
+        np.testing.assert_array_equal(want, got)
+    elif isinstance(want, (list, tuple)):
+        assert len(want) == len(got)
+        for w, g in zip(want, got):
+            assert_same(w, g)
+    else:
+        assert want == got or (want != want and got != got), (want, got)
+
+
+def inputs(kind: str) -> tuple[Any, Any]:
+    rng = np.random.default_rng(7)
+    A, B = rng.uniform(0.0, 1.0, 12), rng.uniform(0.0, 1.0, 12)
+    if kind == "list of float":
+        return A.tolist(), B.tolist()
+    if kind == "list of np.float64":
+        return list(A), list(B)
+    if kind == "tuple":
+        return tuple(A.tolist()), tuple(B.tolist())
+    return A, B
+
+
+FAST_CALLS = {
+    "range(start, stop) into a list": lambda A, B: ("by_index", (A, B, [0.0] * 12, 2, 9)),
+    "range(start, stop) into an ndarray": lambda A, B: ("by_index", (A, B, np.zeros(12), 0, 12)),
+    "range(len(A))": lambda A, B: ("by_len", (A, B, [0.0] * 12)),
+    "zip + append": lambda A, B: ("by_zip", (A, B)),
+    "enumerate, invariant argument": lambda A, B: ("by_enumerate", (A, [None] * 12)),
+    "for a in A, invariant expression": lambda A, B: ("by_name", (B,)),
+}
+
+
+@pytest.mark.parametrize("kind", ["list of float", "list of np.float64", "tuple", "ndarray"])
+@pytest.mark.parametrize("case", sorted(FAST_CALLS))
+def test_fast_form_matches_original_loop(tmp_path: Path, case: str, kind: str) -> None:
+    """Same stored values, same element types, same final loop variables; one predict, no scalar calls."""
+    orig, mod, sur = fast_case(tmp_path)
+    A, B = inputs(kind)
+    name, args = FAST_CALLS[case](A, B)
+    want = getattr(orig, name)(*args)
+    name, args = FAST_CALLS[case](A, B)  # fresh output containers
+    got = getattr(mod, name)(*args)
+    assert_same(want, got)
+    assert sur.CALLS["predict"] >= 1 and sur.CALLS["predict_one"] == 0
+
+
+def test_fast_form_float32_keeps_numpy_scalar_type(tmp_path: Path) -> None:
+    orig, mod, _ = fast_case(tmp_path)
+    A = np.linspace(0.1, 0.9, 7, dtype=np.float32)
+    want, got = orig.by_zip(A, A), mod.by_zip(A, A)
+    assert [type(v) for v in got[0]] == [type(v) for v in want[0]] == [np.float32] * 7
+    np.testing.assert_allclose(np.array(got[0]), np.array(want[0]), rtol=1e-6)
+
+
+def test_fast_form_rows_outside_the_domain_run_exact(tmp_path: Path) -> None:
+    orig, mod, sur = fast_case(tmp_path, sentinel=-999.0)
+    A = [0.5, 0.25, 5.0, 0.75, float("nan"), 0.5]
+    B = [0.5, 0.5, 0.5, -1.0, 0.5, 0.5]
+    exact = [a * b + 1.0 for a, b in zip(A, B)]
+    out, i = mod.by_index(A, B, [0.0] * 6, 0, 6)
+    # row 0 always runs exactly (it fixes the element type); rows 2, 3, 4 are outside the box
+    assert_same(out[:4] + out[5:], [exact[0], -999.0, exact[2], exact[3], -999.0])
+    assert out[4] != out[4] and i == 5
+    assert sur.CALLS["predict"] == 1 and sur.CALLS["predict_one"] == 0
+    res, a, b = mod.by_zip(A, B)
+    assert res[2:4] == exact[2:4] and res[1] == -999.0 and (a, b) == (0.5, 0.5)
+
+
+def test_fast_form_accept_predicate(tmp_path: Path) -> None:
+    orig, mod, _ = fast_case(tmp_path, sentinel=-999.0, accept="abs(return) < 100")
+    A, B = inputs("list of float")
+    assert_same(mod.by_len(A, B, [0.0] * 12), orig.by_len(A, B, [0.0] * 12))  # every row rejected
+    _, mod2, _ = fast_case(tmp_path, sentinel=-999.0, accept="abs(return) < 1000")
+    out, _ = mod2.by_len(A, B, [0.0] * 12)
+    assert out[0] == A[0] * B[0] + 1.0 and out[1:] == [-999.0] * 11
+
+
+@pytest.mark.parametrize("call", [
+    "by_index(A, B, [0.0] * 5, 0, 9)",  # out too short: IndexError after 5 stores
+    "by_index(A[:5], B, [0.0] * 12, 0, 9)",  # an input too short
+    "by_index(A, B, [0.0] * 12, 4, 4)",  # no rows: the loop variable stays unbound
+    "by_index(A, B, [0.0] * 12, -3, 4)",  # negative indices
+    "by_index(A, B, (0.0,) * 12, 0, 3)",  # a container that cannot be stored into
+    "by_index(A, B, np.zeros((12, 1)), 0, 3)",  # a 2-d array out
+    "by_zip(iter(A), B)",  # a generator: traversed once, by the original loop
+    "by_zip(A, B[:4])",  # zip stops at the shortest
+    "by_enumerate(A, [0.0] * 3)",
+    "by_name(['0.5', 0.25])",  # not numbers: the exact code decides what happens
+])
+def test_fast_form_guards_fall_back_to_the_original_loop(tmp_path: Path, call: str) -> None:
+    orig, mod, _ = fast_case(tmp_path)
+    A, B = inputs("list of float")
+    results = []
+    for m in (orig, mod):
+        env = {"A": list(A), "B": list(B), "np": np, **{k: getattr(m, k) for k in ("by_index", "by_zip",
+                                                                                    "by_enumerate", "by_name")}}
+        args = eval(call.split("(", 1)[1].rsplit(")", 1)[0].join(["(", ",)"]), env)  # noqa: S307 - test table
+        fn = env[call.split("(", 1)[0]]
+        try:
+            results.append(("ok", fn(*args)))
+        except Exception as exc:  # noqa: BLE001 - the exception itself is what is compared
+            results.append((type(exc), args))
+    assert results[0][0] == results[1][0]
+    assert_same(results[0][1], results[1][1])  # results, or the arguments as the partial loop left them
+
+
+def test_fast_form_module_level_loop_sets_the_loop_variable(tmp_path: Path) -> None:
+    text = FAST_PROG + "\n\nXS = [0.1, 0.2, 0.3]\nYS = []\nfor x in XS:\n    YS.append(f(x, 0.5))\nLAST = x\n"
+    reg = region("f", "function", 4, 5, "ab", ("return",), qualname="f")
+    m = manifest(reg, (0.0, 0.0), (1.0, 1.0))
+    orig = load(write(tmp_path, "orig.py", text))
+    mod, sur, data = patched_module(tmp_path, text, reg, m, FAST_FORMULA)
+    assert data["hoisted"][-1] == 42 and sur.CALLS["predict"] == 1
+    assert_same((mod.YS, mod.x, mod.LAST), (orig.YS, orig.x, orig.LAST))

@@ -245,3 +245,34 @@ def test_import_regionx_train_does_not_load_tensorflow():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                           cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     assert proc.returncode == 0, proc.stderr
+
+
+def test_target_transform_and_batch_size_rules(tmp_path):
+    from regionx.train import auto_batch_size, target_transform_for
+    from regionx.types import REL_FLOOR
+
+    Y = np.array([[0.0], [1.0], [-3.0], [10.0]])
+    assert target_transform_for(Y, "abs") is None and target_transform_for(Y, "rel", "none") is None
+    kind, s = target_transform_for(Y, "rel")
+    assert kind == "asinh" and s == pytest.approx(0.05 * 2.0)
+    assert target_transform_for(np.zeros((3, 1)), "rel") == ("asinh", REL_FLOOR)
+    with pytest.raises(ValueError):
+        target_transform_for(Y, "rel", "log")
+    assert [auto_batch_size(n) for n in (10, 1000, 70000, 10**7)] == [32, 32, 256, 512]
+
+    # The compiled module maps the network's asinh-space output back (batch float32 and scalar paths).
+    rng = np.random.default_rng(3)
+    layers = [(rng.normal(size=(2, 6)), rng.normal(size=6), "tanh"), (rng.normal(size=(6, 4)), rng.normal(size=4), "tanh"),
+              (rng.normal(size=(4, 1)), rng.normal(size=1), "linear")]
+    X = rng.uniform(-1, 1, size=(50, 2))
+    want = 0.1 * np.sinh(rxc.forward(layers, X) * 2.0 + 0.5)
+    for scalar in (True, False):
+        path = rxc.compile_model(layers, [0, 0], [1, 1], [0.5], [2.0], region_name="t", inputs=(VarSpec("a"), VarSpec("b")),
+                                 outputs=(VarSpec("y"),), lower=[-1, -1], upper=[1, 1], out_dir=str(tmp_path / str(scalar)),
+                                 scalar_path=scalar, out_transform=("asinh", 0.1), batch_dtype="float32")
+        mod = rxc.load_module(path)
+        assert mod.OUTPUT_TRANSFORM == ("asinh", 0.1)
+        got = mod.predict(X)
+        assert got.dtype == np.float64
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose([mod.predict_one(*r) for r in X.tolist()], want[:, 0], rtol=1e-12, atol=1e-12)
