@@ -43,7 +43,7 @@ import numpy as np  # noqa: E402
 FULL = {"sizes": [5120, 6144, 7168, 8192, 9216, 10240], "repeats": 7, "newton_topologies": [(5, 3), (32, 32), (64, 64, 64)],
         "lj_topologies": C.PAPER_LJ, "lj_steps": 100, "lj_cells": 5, "lj_repeats": 3,
         "newton_samples": 102400, "newton_epochs": 60, "lj_samples": 20000, "lj_epochs": 100}
-QUICK = {"sizes": [512, 1024], "repeats": 2, "newton_topologies": [(5, 3)], "lj_topologies": [(5,)], "lj_steps": 3,
+QUICK = {"quick": True, "sizes": [512, 1024], "repeats": 2, "newton_topologies": [(5, 3)], "lj_topologies": [(5,)], "lj_steps": 3,
          "lj_cells": 4, "lj_repeats": 1, "newton_samples": 3000, "newton_epochs": 5, "lj_samples": 1000, "lj_epochs": 5}
 SEED = 2024  # fixtures/newton.py's default workload seed: these equations are never in the training set
 
@@ -95,9 +95,11 @@ def newton_fig(cfg: dict[str, Any], out: str) -> dict[str, Any]:
     exact_mod = C.import_file(C.NEWTON)
     programs: dict[str, Callable[[int], tuple[float, Any]]] = {"exact": lambda n: solve_time(exact_mod, n)}
     verdicts: dict[str, Any] = {}
-    for h in cfg["newton_topologies"]:
-        art = topo_dir(out, "newton", h)
-        label = "x".join(map(str, (3, *h, 1)))
+    arts = [(topo_dir(out, "newton", h), "x".join(map(str, (3, *h, 1)))) for h in cfg["newton_topologies"]]
+    ceiling = os.path.join(out, "artifacts", "ceiling", "64x64x64_asinh")  # benchmarks/accuracy_ceiling.py's best
+    if not cfg.get("quick") and os.path.exists(os.path.join(ceiling, "manifest.json")):
+        arts.append((ceiling, "3x64x64x64x1 asinh 200ep"))
+    for art, label in arts:
         for kind, hoist in (("scalar", False), ("hoisted", True)):
             info = C.patch(C.NEWTON, "newton", art, os.path.join(art, f"newton_{kind}.py"), hoist=hoist)
             verdicts[f"{label} {kind}"] = info
@@ -192,10 +194,16 @@ def plot_newton(result: dict[str, Any], path: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    fixed = {"exact": "black", "numpy": "tab:green", "numba": "tab:olive"}
+    palette = iter(["tab:blue", "tab:orange", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:cyan", "tab:gray"] * 3)
+    colors: dict[str, str] = {}
     for name, d in result["median_s"].items():
         ns = [int(n) for n in d]
-        style = "-" if name in ("exact", "numpy", "numba") else ("--" if name.endswith("scalar") else ":")
-        ax.plot(ns, [d[str(n)] * 1e3 for n in ns], style, marker="o", ms=3, label=name)
+        style = "-" if name in fixed else ("--" if name.endswith("scalar") else ":")
+        base = name.rsplit(" ", 1)[0]
+        color = fixed.get(name) or colors.setdefault(base, next(palette))  # scalar and hoisted of one model share a colour
+        ax.plot(ns, [d[str(n)] * 1e3 for n in ns], style, color=color, marker="o", ms=3, label=name,
+                lw=2.2 if name in fixed else 1.4)
     ax.set_yscale("log")
     ax.set_xlabel("number of equations")
     ax.set_ylabel("solve time (ms, median)")

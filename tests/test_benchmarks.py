@@ -36,7 +36,7 @@ def test_baselines_match_the_exact_fixtures() -> None:
 
 def test_tables_and_figures_tiny(tmp_path) -> None:
     out = str(tmp_path)
-    cfg = {**paper_tables.QUICK, "newton_samples": 600, "newton_epochs": 2, "lj_samples": 400, "lj_epochs": 2, "lj_steps": 2}
+    cfg = {**paper_tables.QUICK, "newton_samples": 2000, "newton_epochs": 10, "lj_samples": 600, "lj_epochs": 4, "lj_steps": 2}
     t2 = paper_tables.newton_table(cfg, out, 0, topologies=[(5, 3)])
     t3 = paper_tables.lj_table(cfg, out, 0, topologies=[(5,)])
     assert [r["hidden"] for r in t2["rows"]] == [[5, 3]] and t2["rows"][0]["paper"] == paper_tables.PAPER_TABLE2[(5, 3)]

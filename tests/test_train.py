@@ -253,9 +253,12 @@ def test_target_transform_and_batch_size_rules(tmp_path):
 
     Y = np.array([[0.0], [1.0], [-3.0], [10.0]])
     assert target_transform_for(Y, "abs") is None and target_transform_for(Y, "rel", "none") is None
-    kind, s = target_transform_for(Y, "rel")
+    kind, s = target_transform_for(Y, "rel", "asinh")
     assert kind == "asinh" and s == pytest.approx(0.05 * 2.0)
-    assert target_transform_for(np.zeros((3, 1)), "rel") == ("asinh", REL_FLOOR)
+    assert target_transform_for(np.zeros((3, 1)), "rel", "asinh") == ("asinh", REL_FLOOR)
+    # auto: only when |y| spans orders of magnitude
+    assert target_transform_for(np.linspace(3, 6, 100)[:, None], "rel") is None
+    assert target_transform_for(np.logspace(-3, 3, 100)[:, None], "rel")[0] == "asinh"
     with pytest.raises(ValueError):
         target_transform_for(Y, "rel", "log")
     assert [auto_batch_size(n) for n in (10, 1000, 70000, 10**7)] == [32, 32, 256, 512]
