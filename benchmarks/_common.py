@@ -81,18 +81,24 @@ def load_manifest(artifact_dir: str) -> Manifest:
         return Manifest.from_json(json.load(handle))
 
 
-def patch(path: str, name: str, artifact_dir: str, out_file: str, *, hoist: bool) -> dict[str, Any]:
+def patch(path: str, name: str, artifact_dir: str, out_file: str, *, hoist: bool,
+          accept: str | None = None, no_accept: bool = False) -> dict[str, Any]:
     """Rewrite `path`'s region with the surrogate in `artifact_dir` into `out_file` (next to the artifacts).
 
     Returns regionx's verdict: whether the rewrite was refused as unprofitable (RX502), the path
     taken, the hoisted loop lines. When regionx refuses, the patch is made anyway with force=True
-    so that the benchmark can show what the refused program would have cost.
+    so that the benchmark can show what the refused program would have cost. `accept` replaces the
+    manifest's accept predicate; `no_accept` drops it (the bare surrogate, for comparison).
     """
+    from dataclasses import replace
+
     from regionx.fsutil import atomic_write_text
     from regionx.rewrite import rewrite_source
 
     text, region = load_region(path, name)
     manifest = load_manifest(artifact_dir)
+    if accept or no_accept:
+        manifest = replace(manifest, accept=accept or None)
     rel = os.path.relpath(os.path.join(artifact_dir, manifest.module), os.path.dirname(out_file))
     result = rewrite_source(text, path, region, manifest, module_name=rel, hoist=hoist)
     refused = [d.message for d in result.diagnostics if d.code == "RX502"]

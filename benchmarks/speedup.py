@@ -10,6 +10,9 @@ Programs compared (interleaved, so machine load hits all alike; each number is t
 * scalar     — the fixture patched by ``regionx.rewrite.rewrite_source(hoist=False)``: every call
                goes through the guarded dispatcher (in_domain_one + predict_one, exact fallback).
 * hoisted    — patched with ``hoist=True``: a map loop over the region becomes one batched predict.
+* +accept    — (Newton) the same, with fixtures/newton.py's accept predicate: a surrogate root that
+               fails it is recomputed by the exact code (vectorised check in the hoisted loop). The
+               plain scalar/hoisted programs run the bare surrogate.
 * numpy      — benchmarks/baselines.py: the exact algorithm vectorised with numpy (list -> array
                conversion included for Newton; LJ: the whole MD run on (n, 3) arrays).
 * numba      — the exact algorithm compiled with Numba (compile time excluded, reported apart).
@@ -41,6 +44,8 @@ from benchmarks import baselines as B  # noqa: E402
 import numpy as np  # noqa: E402
 
 FULL = {"sizes": [5120, 6144, 7168, 8192, 9216, 10240], "repeats": 7, "newton_topologies": [(5, 3), (32, 32), (64, 64, 64)],
+        # hoisted with the fixture's accept predicate: the paper's topologies and the larger ones
+        "newton_accept_topologies": [*C.PAPER_NEWTON, (32, 32), (64, 64, 64)],
         "lj_topologies": C.PAPER_LJ, "lj_steps": 100, "lj_cells": 5, "lj_repeats": 3,
         "newton_samples": 102400, "newton_epochs": 60, "lj_samples": 20000, "lj_epochs": 100}
 QUICK = {"quick": True, "sizes": [512, 1024], "repeats": 2, "newton_topologies": [(5, 3)], "lj_topologies": [(5,)], "lj_steps": 3,
@@ -90,21 +95,59 @@ def solve_time(module: Any, n: int) -> tuple[float, list[float]]:
 # --------------------------------------------------------------------------- Fig. 3
 
 
+def newton_fallback(art: str, accept: str, n: int) -> dict[str, float]:
+    """Share of the workload's n equations the hoisted program answers with the exact code: row 0
+    (always), rows outside the trained box, and rows the accept predicate rejects (or non-finite
+    predictions), computed exactly as the patched batch path decides it."""
+    from regionx.accept import evaluate
+    from regionx.compile import load_module
+
+    exact_mod = C.import_file(C.NEWTON)
+    a, b, c = exact_mod.make_equations(n, SEED)
+    X = np.column_stack([a, b, c])
+    manifest = C.load_manifest(art)
+    module = load_module(os.path.join(art, manifest.module))
+    y = np.asarray(module.predict(X), dtype=float).reshape(-1)
+    inside = np.asarray(module.in_domain(X), dtype=bool)
+    ok = evaluate(accept, {"a": X[:, 0], "b": X[:, 1], "c": X[:, 2], "result": y})
+    good = inside & ok
+    good[0] = False
+    return {"fallback": float(np.mean(~good)), "outside": float(np.mean(~inside)), "rejected": float(np.mean(inside & ~ok))}
+
+
 def newton_fig(cfg: dict[str, Any], out: str) -> dict[str, Any]:
-    ensure_artifacts(out, "newton", cfg["newton_topologies"], cfg)
+    accept_hiddens = list(cfg.get("newton_accept_topologies", []))
+    ensure_artifacts(out, "newton", list(dict.fromkeys([*cfg["newton_topologies"], *accept_hiddens])), cfg)
     exact_mod = C.import_file(C.NEWTON)
     programs: dict[str, Callable[[int], tuple[float, Any]]] = {"exact": lambda n: solve_time(exact_mod, n)}
     verdicts: dict[str, Any] = {}
-    arts = [(topo_dir(out, "newton", h), "x".join(map(str, (3, *h, 1)))) for h in cfg["newton_topologies"]]
+    fallback: dict[str, dict[str, float]] = {}
+    accept = C.load_region(C.NEWTON, "newton")[1].pragma.accept  # type: ignore[union-attr]
+    label_of = {h: "x".join(map(str, (3, *h, 1))) for h in [*cfg["newton_topologies"], *accept_hiddens]}
+    arts = [(topo_dir(out, "newton", h), label_of[h]) for h in cfg["newton_topologies"]]
     ceiling = os.path.join(out, "artifacts", "ceiling", "64x64x64_asinh")  # benchmarks/accuracy_ceiling.py's best
-    if not cfg.get("quick") and os.path.exists(os.path.join(ceiling, "manifest.json")):
+    with_ceiling = not cfg.get("quick") and os.path.exists(os.path.join(ceiling, "manifest.json"))
+    if with_ceiling:
         arts.append((ceiling, "3x64x64x64x1 asinh 200ep"))
+    # (artifact dir, label, kind, hoist, accept predicate or None = the bare surrogate)
+    variants: list[tuple[str, str, str, bool, str | None]] = []
     for art, label in arts:
-        for kind, hoist in (("scalar", False), ("hoisted", True)):
-            info = C.patch(C.NEWTON, "newton", art, os.path.join(art, f"newton_{kind}.py"), hoist=hoist)
-            verdicts[f"{label} {kind}"] = info
-            mod = C.import_file(info["file"])
-            programs[f"{label} {kind}"] = (lambda m: (lambda n: solve_time(m, n)))(mod)
+        variants += [(art, label, "scalar", False, None), (art, label, "hoisted", True, None)]
+    if accept and accept_hiddens:  # quick mode has none: its smoke test checks the plain programs only
+        accept_arts = [(topo_dir(out, "newton", h), label_of[h]) for h in accept_hiddens]
+        if with_ceiling:
+            accept_arts.append((ceiling, "3x64x64x64x1 asinh 200ep"))
+        variants += [(art, label, "hoisted+accept", True, accept) for art, label in accept_arts]
+        # per-call dispatch with accept: only the small network, the one whose scalar path can pay
+        variants += [(art, label, "scalar+accept", False, accept) for art, label in arts[:1]]
+    for art, label, kind, hoist, acc in variants:
+        info = C.patch(C.NEWTON, "newton", art, os.path.join(art, f"newton_{kind.replace('+', '_')}.py"), hoist=hoist,
+                       accept=acc, no_accept=acc is None)
+        verdicts[f"{label} {kind}"] = info
+        mod = C.import_file(info["file"])
+        programs[f"{label} {kind}"] = (lambda m: (lambda n: solve_time(m, n)))(mod)
+        if acc is not None and hoist:
+            fallback[f"{label} {kind}"] = newton_fallback(art, acc, cfg["sizes"][-1])
     newton_np = B.newton_numpy
 
     def numpy_prog(n: int) -> tuple[float, Any]:
@@ -150,6 +193,7 @@ def newton_fig(cfg: dict[str, Any], out: str) -> dict[str, Any]:
               "samples_s": {k: {str(n): v for n, v in d.items()} for k, d in times.items()},
               "speedup_vs_exact_at_max_n": {k: med["exact"][n_max] / med[k][n_max] for k in med},
               "accuracy_at_max_n": accuracy, "rewrite": verdicts, "numba_compile_s": numba_compile,
+              "accept": accept if fallback else None, "fallback_at_max_n": fallback,
               "machine": C.machine()}
     C.write_json(os.path.join(out, "fig3_newton.json"), result)
     C.write_text(os.path.join(out, "fig3_newton.md"), render_newton(result))
@@ -171,9 +215,10 @@ def render_newton(result: dict[str, Any]) -> str:
                     f"regionx: {verdict['path_taken']} path" + (f", hoisted line(s) {verdict['hoisted']}" if verdict["hoisted"] else ""))
             if name.endswith("hoisted") and not verdict["hoisted"]:
                 note += "; no loop hoisted"
+        fb = result.get("fallback_at_max_n", {}).get(name)
         rows.append([name, *[f"{d[n] * 1e3:.2f}" for n in sizes], f"{result['speedup_vs_exact_at_max_n'][name]:.2f}x",
                      f"{acc['within_0.01']:.1%}" if acc else ("exact" if name in ("exact", "numpy", "numba") else "-"),
-                     f"{acc['within_0.05']:.1%}" if acc else "", note])
+                     f"{acc['within_0.05']:.1%}" if acc else "", f"{fb['fallback']:.1%}" if fb else "", note])
     head = (
         "# Fig. 3 — Newton-Raphson: solve time (ms) vs number of equations\n\n"
         f"Median of {result['config']['repeats']} interleaved runs; unseen equations (fixtures/newton.py workload, "
@@ -181,9 +226,14 @@ def render_newton(result: dict[str, Any]) -> str:
         "1% / 5% of the exact ones (rel, floor 1e-3). numpy/numba include the list -> array conversion"
         + (f"; Numba compile time {result['numba_compile_s']:.2f} s is excluded" if result.get("numba_compile_s") else "")
         + ".\n\n"
+        + ("Programs marked `+accept` check each surrogate root with the fixture's accept predicate "
+           f"`{result['accept']}` (vectorised in the hoisted loop); the exact code answers the rows it rejects, "
+           "so their accuracy is the program's. `exact fallback` = share of the equations the hoisted program "
+           "hands to the exact code (row 0, rows outside the trained box, rejected rows). Programs without "
+           "`+accept` run the bare surrogate (the manifests' accept dropped).\n\n" if result.get("accept") else "")
     )
-    table = C.md_table(["program", *[f"n={n}" for n in sizes], "speedup", "within 1%", "within 5%", "note"], rows,
-                       align="l" + "r" * (len(sizes) + 3) + "l")
+    table = C.md_table(["program", *[f"n={n}" for n in sizes], "speedup", "within 1%", "within 5%", "exact fallback", "note"],
+                       rows, align="l" + "r" * (len(sizes) + 4) + "l")
     return head + table + "\nReproduce: `.venv/bin/python benchmarks/speedup.py --only newton`\n"
 
 
@@ -193,14 +243,18 @@ def plot_newton(result: dict[str, Any], path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    fig, ax = plt.subplots(figsize=(11, 5.4))
     fixed = {"exact": "black", "numpy": "tab:green", "numba": "tab:olive"}
     palette = iter(["tab:blue", "tab:orange", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:cyan", "tab:gray"] * 3)
     colors: dict[str, str] = {}
+    # +accept programs are drawn for the models that also have a plain line (the table has them all)
+    plain = {k.rsplit(" ", 1)[0] for k in result["median_s"] if k.endswith(" hoisted")}
     for name, d in result["median_s"].items():
         ns = [int(n) for n in d]
-        style = "-" if name in fixed else ("--" if name.endswith("scalar") else ":")
         base = name.rsplit(" ", 1)[0]
+        if "+accept" in name and (base not in plain or name.endswith("scalar+accept")):
+            continue
+        style = "-" if name in fixed else ("--" if name.endswith("scalar") else ("-." if "+accept" in name else ":"))
         color = fixed.get(name) or colors.setdefault(base, next(palette))  # scalar and hoisted of one model share a colour
         ax.plot(ns, [d[str(n)] * 1e3 for n in ns], style, color=color, marker="o", ms=3, label=name,
                 lw=2.2 if name in fixed else 1.4)
@@ -208,7 +262,7 @@ def plot_newton(result: dict[str, Any], path: str) -> None:
     ax.set_xlabel("number of equations")
     ax.set_ylabel("solve time (ms, median)")
     ax.set_title("Newton-Raphson: exact vs regionx surrogates vs numpy/Numba")
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: the lines fill the axes
     ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
     fig.savefig(path, dpi=120)

@@ -251,11 +251,35 @@ def _settings(region: Region, manifest: Manifest, config: Config) -> tuple[float
     return float(tolerance), str(metric), float(target)
 
 
+def _accept_text(region: Region, manifest: Manifest) -> str | None:
+    """The accept predicate the program runs with: the pragma's current one, else the manifest's."""
+    if region.pragma is not None and region.pragma.accept:
+        return region.pragma.accept
+    return manifest.accept or None
+
+
+def _effective_accuracy(accept: str, region: Region, manifest: Manifest, X: np.ndarray, pred: np.ndarray,
+                        Y: np.ndarray, metric: str, tolerance: float) -> tuple[float, float] | str:
+    """(effective accuracy, accept rate): a row is good when accept rejects it (the exact code answers)
+    or accepts it and it is within tolerance. A string says why the predicate could not be evaluated."""
+    from regionx.train import accept_mask, within_tolerance
+
+    try:
+        mask, _vec = accept_mask(accept, X, pred, manifest.inputs, manifest.outputs, region.kind == "function")
+    except Exception as exc:  # the user's predicate: report, never crash the check
+        return f"cannot evaluate accept={accept!r}: {type(exc).__name__}: {exc}"
+    good = within_tolerance(pred, Y, metric, tolerance)
+    n = max(1, len(mask))
+    return float(np.count_nonzero(~mask | good)) / n, float(np.count_nonzero(mask)) / n
+
+
 def measure_accuracy(text: str, path: str, region: Region, manifest: Manifest, region_dir: str, *, n: int,
                      tolerance: float, metric: str) -> dict[str, Any]:
     """Measure the surrogate in `region_dir` on `n` fresh rows against the exact code.
 
-    Returns a dict: accuracy and max_error of the module's predictions on the counted rows,
+    Returns a dict: accuracy and max_error of the module's predictions on the counted rows (with an
+    accept predicate, accuracy is the effective one — rows it rejects run the exact code and count
+    as good — and raw_accuracy / accept_rate say what the network alone does and how much is accepted),
     weights_accuracy (the same for the network stored in weights.npz), samples (counted rows),
     outside (rows outside the trained box), dropped (rows where the exact code failed), and
     problem (why it could not be measured, else None).
@@ -264,7 +288,7 @@ def measure_accuracy(text: str, path: str, region: Region, manifest: Manifest, r
     from regionx.train import error_metrics
 
     result: dict[str, Any] = {"accuracy": None, "samples": 0, "outside": 0, "dropped": 0, "max_error": None,
-                              "problem": None, "weights_accuracy": None}
+                              "problem": None, "weights_accuracy": None, "raw_accuracy": None, "accept_rate": None}
     rows, problem = draw_fresh(region, manifest, n, manifest.seed + FRESH_SEED_OFFSET)
     if rows is None:
         result["problem"] = problem
@@ -305,13 +329,26 @@ def measure_accuracy(text: str, path: str, region: Region, manifest: Manifest, r
     metrics = error_metrics(pred, Y, metric, tolerance)
     result["accuracy"] = metrics["accuracy"]
     result["max_error"] = metrics["max_error"]
+    accept = _accept_text(region, manifest)
+    if accept:
+        # the program answers rejected rows with the exact code: judge the program, not the bare network
+        effective = _effective_accuracy(accept, region, manifest, X_in, pred, Y, metric, tolerance)
+        if isinstance(effective, str):
+            result["problem"] = effective
+            return result
+        result["raw_accuracy"] = result["accuracy"]
+        result["accuracy"], result["accept_rate"] = effective
     # A numpy-path module loads weights.npz, a scalar-path one carries its weights as literals:
     # judge the file on its own too, so a corrupted weights.npz never passes unnoticed.
     try:
         weights_fn = _weights_forward(os.path.join(region_dir, WEIGHTS))
         if weights_fn is not None:
-            wm = error_metrics(np.asarray(weights_fn(X_in)).reshape(Y.shape), Y, metric, tolerance)
+            wpred = np.asarray(weights_fn(X_in)).reshape(Y.shape)
+            wm = error_metrics(wpred, Y, metric, tolerance)
             result["weights_accuracy"] = wm["accuracy"]
+            if accept:
+                weff = _effective_accuracy(accept, region, manifest, X_in, wpred, Y, metric, tolerance)
+                result["weights_accuracy"] = weff[0] if not isinstance(weff, str) else 0.0
     except Exception as exc:
         result["problem"] = f"{WEIGHTS} is unreadable: {type(exc).__name__}: {exc}"
     return result
@@ -355,13 +392,19 @@ def check_region(text: str, path: str, shown: str, region: Region, config: Confi
                              detail=f"could not measure: {m['problem']}"))
     elif m["accuracy"] < target:
         findings.append(make("RX603", shown, region.start_line, region.col, region=region.id,
-                             detail=(f"{m['accuracy']:.1%} of {where} within tolerance {tolerance:g} ({metric}), "
-                                     f"target {target:.1%}; max error {m['max_error']:.3g}")))
+                             detail=(f"{m['accuracy']:.1%} of {where} within tolerance {tolerance:g} ({metric})"
+                                     + (f" counting the accept predicate's rejections (which run the exact code; "
+                                        f"{m['accept_rate']:.1%} accepted)" if m.get("accept_rate") is not None else "")
+                                     + f", target {target:.1%}; max error {m['max_error']:.3g}")))
     elif m["weights_accuracy"] is not None and m["weights_accuracy"] < target:
         findings.append(make("RX603", shown, region.start_line, region.col, region=region.id,
                              detail=(f"{WEIGHTS} disagrees with {manifest.module}: its network puts {m['weights_accuracy']:.1%} "
                                      f"of {where} within tolerance {tolerance:g} ({metric}), target {target:.1%}")))
     note = f"{m['outside']} outside the box" if m["outside"] else ""
+    if m.get("accept_rate") is not None:
+        extra = (f"accept: {m['accept_rate']:.1%} accepted, network alone {m['raw_accuracy']:.1%}, "
+                 f"with the exact fallback {m['accuracy']:.1%}")
+        note = f"{note}; {extra}" if note else extra
     return replace(row, status="failed" if findings else "ok", findings=tuple(findings), note=note), manifest
 
 

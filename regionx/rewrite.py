@@ -190,11 +190,13 @@ class Profitability:
 
 
 def profitability(topology: TopologyResult) -> Profitability:
-    """Profitability of the chosen topology: scalar if time_per_call < exact, batch if time_per_element < exact."""
+    """Profitability of the chosen topology: scalar if time_per_call < exact, batch if time_per_element < exact
+    (the effective times when it was measured with an accept predicate)."""
+    # with an accept predicate: the effective times (check + rejected rows' exact runs included)
     return Profitability(
         exact_time_per_call=float(topology.exact_time_per_call),
-        time_per_call=float(topology.time_per_call),
-        time_per_element=float(topology.time_per_element),
+        time_per_call=float(topology.program_time_per_call),
+        time_per_element=float(topology.program_time_per_element),
     )
 
 
@@ -243,6 +245,19 @@ def _accept_expr(accept: str, is_function: bool) -> str:
     except cst.ParserSyntaxError as exc:
         raise _RewriteError(f"accept predicate {accept!r} is not a Python expression ({exc.message})", "RX503") from exc
     return text
+
+
+def _accept_vectorized(manifest: Manifest, is_function: bool) -> str | None:
+    """The accept predicate as one elementwise numpy expression (regionx.accept.vectorize), or None
+    when it has none or it cannot be vectorised (then hoisted loops check it row by row)."""
+    if not manifest.accept:
+        return None
+    from regionx.accept import vectorize
+
+    try:
+        return vectorize(_accept_expr(manifest.accept, is_function), f"{_PREFIX}np")
+    except ValueError:
+        return None
 
 
 @dataclass
@@ -844,9 +859,20 @@ def _loader_code(names: _Names, rel: str, manifest: Manifest, region: Region,
         params = [n for n in ins if n not in out_params] + out_params
         parts.append(
             f"\n\ndef {names.accept}({', '.join(params)}):\n"
-            f'    """The accept predicate {manifest.accept!r}: when false, the exact code runs."""\n'
-            f"    return bool({expr})\n"
+            f'    """The accept predicate {manifest.accept!r}: when false (or when it raises an\n'
+            f'    arithmetic error, as for a division by zero), the exact code runs."""\n'
+            f"    try:\n"
+            f"        return bool({expr})\n"
+            f"    except (ArithmeticError, ValueError):\n"
+            f"        return False\n"
         )
+        vec = _accept_vectorized(manifest, is_function) if (with_batch or with_map) else None
+        if vec is not None:
+            parts.append(
+                f"\n\ndef {names.accept}_columns({', '.join(params)}):\n"
+                f'    """The accept predicate over whole columns (numpy arrays), for hoisted loops."""\n'
+                f"    return {vec}\n"
+            )
     if with_try:
         arglist = ", ".join(ins)
         body = [
@@ -874,12 +900,25 @@ def _loader_code(names: _Names, rel: str, manifest: Manifest, region: Region,
         parts.append("".join(body))
     if with_map:
         row_inputs = ", ".join(f"row[{k}]" for k in input_positions)
-        accept_line = (
-            f"                row = rows[r]\n"
-            f"                if not {names.accept}({', '.join(f'row[{k}]' for k in input_positions)}, value):\n"
-            f"                    continue\n"
-            if manifest.accept else ""
-        )
+        accept_all = accept_line = ""
+        if manifest.accept and _accept_vectorized(manifest, is_function) is not None:
+            # the predicate over all predicted rows at once; a non-finite prediction is never accepted
+            accept_all = (
+                f"            with {_PREFIX}np.errstate(all=\"ignore\"):\n"
+                f"                ok = {_PREFIX}np.isfinite(Y[:, 0]) & {names.accept}_columns(\n"
+                f"                    *[X[inside, k] for k in range(X.shape[1])], Y[:, 0])\n"
+                f"            ok = {_PREFIX}np.broadcast_to(ok, (inside.size,)).tolist()\n"
+            )
+            accept_line = (
+                f"                if not ok[j]:\n"
+                f"                    continue\n"
+            )
+        elif manifest.accept:
+            accept_line = (
+                f"                row = rows[r]\n"
+                f"                if not {names.accept}({', '.join(f'row[{k}]' for k in input_positions)}, value):\n"
+                f"                    continue\n"
+            )
         parts.append(
             f"\n\ndef {names.batchable}(*seqs):\n"
             f'    """True when every sequence a hoisted loop iterates over can be traversed twice."""\n'
@@ -905,6 +944,7 @@ def _loader_code(names: _Names, rel: str, manifest: Manifest, region: Region,
             f"        inside = {_PREFIX}np.flatnonzero({names.mod}.in_domain(X[1:])) + 1\n"
             f"        if inside.size:\n"
             f"            Y = {names.mod}.predict(X[inside])\n"
+            f"{accept_all}"
             f"            for j, r in enumerate(inside.tolist()):\n"
             f"                value = cast(Y[j, 0])\n"
             f"{accept_line}"
@@ -930,7 +970,16 @@ def _batch_code(names: _Names, manifest: Manifest, input_positions: list[int]) -
     np_ = f"{_PREFIX}np"
     positions = _tuple_code([str(k) for k in input_positions])
     accept = ""
-    if manifest.accept:
+    # rows the exact code answers: outside the trained box, or (vectorised accept) failing the predicate
+    exact_rows = "~inside[1:]"
+    if manifest.accept and _accept_vectorized(manifest, True) is not None:
+        # one numpy expression over all rows; a non-finite prediction is never accepted
+        accept = (
+            f"    with {np_}.errstate(all=\"ignore\"):\n"
+            f"        good = inside & {np_}.isfinite(y) & {names.accept}_columns(*[X[:, j] for j in range(len(inputs))], y)\n"
+        )
+        exact_rows = "~good[1:]"
+    elif manifest.accept:
         accept = (
             f"    for r in {np_}.flatnonzero(inside[1:]).tolist():\n"
             f"        row = args(r + 1)\n"
@@ -1010,9 +1059,18 @@ def _batch_code(names: _Names, manifest: Manifest, input_positions: list[int]) -
         f"    else:\n"
         f"        values = y.tolist()\n"
         f"    values[0] = first\n"
-        f"    for r in {np_}.flatnonzero(~inside[1:]).tolist():\n"
-        f"        values[r + 1] = exact(*args(r + 1))\n"
-        f"{accept}"
+        + (accept if exact_rows != "~inside[1:]" else "") +
+        f"    # the rows the exact code answers, through one map() over their gathered arguments: per row\n"
+        f"    # only the exact call itself is left (a Python-level args() per row cost more than the call)\n"
+        f"    redo = ({np_}.flatnonzero({exact_rows}) + 1).tolist()\n"
+        f"    if redo:\n"
+        f"        idx = [start + r for r in redo] if start else redo\n"
+        f"        picked = [[c] * len(idx) if k in fixed else\n"
+        f"                  (list(c[idx]) if isinstance(c, {np_}.ndarray) else [c[i] for i in idx])\n"
+        f"                  for k, c in enumerate(columns)]\n"
+        f"        for r, v in zip(redo, map(exact, *picked)):\n"
+        f"            values[r] = v\n"
+        + (accept if exact_rows == "~inside[1:]" else "") +
         f'    if loop == "range":\n'
         f"        last = stop - 1\n"
         f'    elif loop == "zip":\n'

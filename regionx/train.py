@@ -250,35 +250,136 @@ def error_metrics(pred: np.ndarray, exact: np.ndarray, metric: str, tolerance: f
     }
 
 
+def within_tolerance(pred: np.ndarray, exact: np.ndarray, metric: str, tolerance: float) -> np.ndarray:
+    """Per row: is every output within `tolerance` under `metric` (as `error_metrics` counts it)?"""
+    pred = np.asarray(pred, dtype=np.float64).reshape(exact.shape)
+    diff = np.abs(pred - exact)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        err = diff / np.maximum(np.abs(exact), REL_FLOOR) if metric == "rel" else diff
+    return np.all(np.where(np.isfinite(err), err, np.inf) <= tolerance, axis=1)
+
+
+def accept_mask(accept: str, X: np.ndarray, pred: np.ndarray, inputs: Sequence[Any], outputs: Sequence[Any],
+                is_function: bool = True) -> tuple[np.ndarray, bool]:
+    """(rows the accept predicate accepts, whether it was vectorised). Raises ValueError/SyntaxError
+    or the predicate's own NameError ... when it cannot be evaluated on these columns."""
+    from regionx import accept as rxaccept
+
+    cols = rxaccept.columns_for(inputs, outputs, X, np.asarray(pred, dtype=np.float64).reshape(len(X), -1), is_function)
+    try:
+        return rxaccept.evaluate(accept, cols), True
+    except ValueError:
+        params = list(cols)
+        scalar = rxaccept.scalar_function(accept, params)
+        return np.array([scalar(*(float(cols[p][i]) for p in params)) for i in range(len(X))], dtype=bool), False
+
+
+def accept_metrics(accept: str, X: np.ndarray, pred: np.ndarray, exact: np.ndarray, inputs: Sequence[Any],
+                   outputs: Sequence[Any], metric: str, tolerance: float, *, exact_time_per_call: float,
+                   time_per_call: float, time_per_element: float, repeats: int = 5) -> dict[str, Any]:
+    """What the program gets with `accept` checking the surrogate's answers (rejected rows run exact).
+
+    Returns accept_rate (share of rows accepted), effective_accuracy (a row is good when it is
+    rejected, or accepted and within `tolerance`), accepted_accuracy (accuracy among the accepted
+    rows), the measured cost of the check (accept_time_per_call: the scalar predicate as the
+    dispatcher runs it; accept_time_per_element: the vectorised predicate as a hoisted loop runs
+    it, or the scalar cost when it cannot be vectorised), and effective_time_per_call/element =
+    surrogate time + accept cost + (1 - accept_rate) x exact time per call. `problem` says why the
+    predicate could not be evaluated (then every other value is None).
+    """
+    from regionx import accept as rxaccept
+
+    out: dict[str, Any] = {"accept_rate": None, "effective_accuracy": None, "accepted_accuracy": None,
+                           "accept_time_per_call": None, "accept_time_per_element": None,
+                           "effective_time_per_call": None, "effective_time_per_element": None,
+                           "vectorised": False, "problem": None}
+    pred = np.asarray(pred, dtype=np.float64).reshape(exact.shape)
+    cols = rxaccept.columns_for(inputs, outputs, X, pred)
+    params = list(cols)
+    try:
+        scalar = rxaccept.scalar_function(accept, params)
+    except SyntaxError as exc:
+        out["problem"] = f"accept predicate {accept!r} is not a Python expression: {exc.msg}"
+        return out
+    rows = [tuple(float(cols[p][i]) for p in params) for i in range(min(len(X), CALL_ROWS))]
+    try:
+        mask = rxaccept.evaluate(accept, cols)
+        out["vectorised"] = True
+    except ValueError:
+        try:  # cannot be vectorised: the patched program checks it row by row, and so do we
+            mask = np.array([scalar(*(float(cols[p][i]) for p in params)) for i in range(len(X))], dtype=bool)
+        except Exception as exc:  # a name the predicate reads that is neither input nor output ...
+            out["problem"] = f"cannot evaluate accept predicate {accept!r}: {type(exc).__name__}: {exc}"
+            return out
+    m = error_metrics(pred, exact, metric, tolerance)
+    good = within_tolerance(pred, exact, metric, tolerance)
+    n = max(1, len(mask))
+    out["accept_rate"] = float(np.count_nonzero(mask)) / n
+    out["effective_accuracy"] = float(np.mean(~mask | good)) if len(mask) else m["accuracy"]
+    out["accepted_accuracy"] = float(np.mean(good[mask])) if mask.any() else None
+    # cost of the check: best of `repeats`
+    t_call = min(_time_rows(scalar, rows) for _ in range(repeats)) if rows else 0.0
+    if out["vectorised"]:
+        t_elem = min(_time_once(lambda: rxaccept.evaluate(accept, cols)) for _ in range(repeats)) / n
+    else:
+        t_elem = t_call
+    rejected = 1.0 - out["accept_rate"]
+    out["accept_time_per_call"] = t_call
+    out["accept_time_per_element"] = t_elem
+    out["effective_time_per_call"] = time_per_call + t_call + rejected * exact_time_per_call
+    out["effective_time_per_element"] = time_per_element + t_elem + rejected * exact_time_per_call
+    return out
+
+
+def _time_once(fn: Callable[[], Any]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def _time_rows(fn: Callable[..., Any], rows: Sequence[tuple[float, ...]]) -> float:
+    """Seconds per call of fn over `rows`."""
+    t0 = time.perf_counter()
+    for r in rows:
+        fn(*r)
+    return (time.perf_counter() - t0) / len(rows)
+
+
 def select_topology(rows: Sequence[TopologyResult], target: float, *, by: str = "call",
                     tie_band: float = TIE_BAND) -> int | None:
     """Index of the fastest row with accuracy >= `target` (None if there is none).
 
     `by` is "call" (time_per_call) or "batch" (time_per_element). Rows within `tie_band` of the
-    fastest time are tied; a tie goes to the higher accuracy, then to the lower index.
+    fastest time are tied; a tie goes to the higher accuracy, then to the lower index. Rows measured
+    with an accept predicate are judged by their effective accuracy and time (see `accept_metrics`).
     """
     if by not in ("call", "batch"):
         raise ValueError(f"select_by must be 'call' or 'batch', not {by!r}")
-    ok = [i for i, r in enumerate(rows) if r.accuracy >= target]
+    # with an accept predicate these are the effective accuracy and time (TopologyResult.program_*)
+    ok = [i for i, r in enumerate(rows) if r.program_accuracy >= target]
     if not ok:
         return None
 
     def t(i: int) -> float:
-        return rows[i].time_per_call if by == "call" else rows[i].time_per_element
+        return rows[i].program_time_per_call if by == "call" else rows[i].program_time_per_element
 
     fastest = min(t(i) for i in ok)
     tied = [i for i in ok if t(i) <= fastest * (1.0 + tie_band)]
-    return min(tied, key=lambda i: (-rows[i].accuracy, i))
+    return min(tied, key=lambda i: (-rows[i].program_accuracy, i))
 
 
 def best_row(rows: Sequence[TopologyResult]) -> int | None:
     """Index of the most accurate row (ties: lower loss, then earlier)."""
     if not rows:
         return None
-    return min(range(len(rows)), key=lambda i: (-rows[i].accuracy, rows[i].loss, i))
+    return min(range(len(rows)), key=lambda i: (-rows[i].program_accuracy, rows[i].loss, i))
 
 
 # --------------------------------------------------------------------------- reports
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b > 0 else 0.0
 
 
 def _fmt_us(seconds: float) -> str:
@@ -314,15 +415,50 @@ def render_report_md(report: dict[str, Any]) -> str:
             f"{row['speedup_call']:.2f}x | {row['speedup_batch']:.2f}x | {mark} |"
         )
     lines.append("")
+    if report.get("accept"):
+        lines += [
+            f"With the accept predicate `{report['accept']}` the exact code answers every row it rejects, so the "
+            "program's (effective) accuracy counts those rows as good; effective time = surrogate + accept check + "
+            "rejection rate x exact time. Selection and the target use the effective values.",
+            "",
+            "| Model topology | Accept rate | Raw accuracy | Accuracy of accepted rows | Effective accuracy | "
+            "Accept check per call (us) | Accept check per element (us) | Effective time per call (us) | "
+            "Effective time per element (us) | Effective speedup per call | Effective speedup batch | Note |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        ]
+        for row in report["rows"]:
+            topo = "x".join(str(v) for v in [d_in, *row["hidden"], d_out])
+            if row.get("effective_accuracy") is None:
+                lines.append(f"| {topo} {row['activation']} | - | {row['accuracy']:.1%} | - | - | - | - | - | - | - | - | "
+                             f"{row.get('accept_problem') or 'not evaluated'} |")
+                continue
+            acc_ok = row.get("accepted_accuracy")
+            lines.append(
+                f"| {topo} {row['activation']} | {row['accept_rate']:.1%} | {row['accuracy']:.1%} | "
+                f"{'-' if acc_ok is None else f'{acc_ok:.1%}'} | {row['effective_accuracy']:.1%} | "
+                f"{_fmt_us(row['accept_time_per_call'])} | {_fmt_us(row['accept_time_per_element'])} | "
+                f"{_fmt_us(row['effective_time_per_call'])} | {_fmt_us(row['effective_time_per_element'])} | "
+                f"{row['effective_speedup_call']:.2f}x | {row['effective_speedup_batch']:.2f}x | "
+                f"{'' if row.get('accept_vectorised') else 'checked row by row (not vectorisable)'} |")
+        lines.append("")
     chosen = report.get("chosen")
     if chosen:
         lines.append(f"Chosen: **{chosen['label']}** — accuracy {chosen['accuracy']:.1%}, "
                      f"{_fmt_us(chosen['time_per_call'])} us per call ({chosen['speedup_call']:.2f}x), "
                      f"{_fmt_us(chosen['time_per_element'])} us per batch element ({chosen['speedup_batch']:.2f}x).")
+        if chosen.get("effective_accuracy") is not None:
+            lines.append(f"With accept: {chosen['accept_rate']:.1%} of rows accepted, effective accuracy "
+                         f"{chosen['effective_accuracy']:.1%}, {_fmt_us(chosen['effective_time_per_call'])} us per call "
+                         f"({chosen['effective_speedup_call']:.2f}x), {_fmt_us(chosen['effective_time_per_element'])} us per "
+                         f"batch element ({chosen['effective_speedup_batch']:.2f}x).")
     else:
         best = report.get("best")
-        lines.append(f"No topology reached the target. Best: {best['label']} with accuracy {best['accuracy']:.1%}."
-                     if best else "No topology was trained.")
+        if best and best.get("effective_accuracy") is not None:
+            lines.append(f"No topology reached the target. Best: {best['label']} with effective accuracy "
+                         f"{best['effective_accuracy']:.1%} (raw {best['accuracy']:.1%}, {best['accept_rate']:.1%} accepted).")
+        else:
+            lines.append(f"No topology reached the target. Best: {best['label']} with accuracy {best['accuracy']:.1%}."
+                         if best else "No topology was trained.")
     lines.append("")
     return "\n".join(lines)
 
@@ -505,6 +641,7 @@ def train_dataset(
 
         # ---- compile + measure every topology on the test split ----
         rows: list[TopologyResult] = []
+        accept_info: list[dict[str, Any]] = []
         call_rows = rxcompile.call_args(X[te][:CALL_ROWS], meta.inputs)
         for i, res in enumerate(trained):
             sub = os.path.join(work, f"topology_{i}")
@@ -513,14 +650,25 @@ def train_dataset(
                                            out_transform=transform,
                                            batch_dtype=BATCH_DTYPE)
             module = rxcompile.load_module(path)
-            m = error_metrics(module.predict(X[te]), Y[te], metric, tolerance)
+            pred = module.predict(X[te])
+            m = error_metrics(pred, Y[te], metric, tolerance)
             t_call = rxcompile.time_per_call(module.predict_one, call_rows, repeats=5)
             t_elem = rxcompile.time_per_element(module.predict, X[te], rows=BATCH_ROWS, repeats=5)
+            am: dict[str, Any] = {}
+            if meta.accept:
+                am = accept_metrics(meta.accept, X[te], pred, Y[te], meta.inputs, meta.outputs, metric, tolerance,
+                                    exact_time_per_call=float(meta.exact_time_per_call), time_per_call=t_call,
+                                    time_per_element=t_elem)
+                accept_info.append(am)
+            program_accuracy = m["accuracy"] if am.get("effective_accuracy") is None else am["effective_accuracy"]
             rows.append(TopologyResult(
                 hidden=tuple(res["hidden"]), activation=res["activation"], train_time=float(res["train_time"]),
                 steps=int(res["steps"]), epochs=int(res["epochs"]), loss=m["loss"], mean_error=m["mean_error"],
                 max_error=m["max_error"], accuracy=m["accuracy"], time_per_call=t_call, time_per_element=t_elem,
-                exact_time_per_call=float(meta.exact_time_per_call), meets_target=m["accuracy"] >= target,
+                exact_time_per_call=float(meta.exact_time_per_call), meets_target=program_accuracy >= target,
+                accept_rate=am.get("accept_rate"), effective_accuracy=am.get("effective_accuracy"),
+                effective_time_per_call=am.get("effective_time_per_call"),
+                effective_time_per_element=am.get("effective_time_per_element"),
             ))
 
         chosen_i = select_topology(rows, target, by=select_by)
@@ -531,6 +679,13 @@ def train_dataset(
             d["chosen"] = i == chosen_i
             d["predict_one_path"] = "scalar" if rxcompile.use_scalar_path(trained[i]["layers"]) else "numpy"
             d["best_val_loss"] = trained[i]["best_val_loss"]
+            if accept_info:
+                a = accept_info[i]
+                d.update({k: a[k] for k in ("accepted_accuracy", "accept_time_per_call", "accept_time_per_element")})
+                d["accept_vectorised"] = a["vectorised"]
+                d["accept_problem"] = a["problem"]
+                d["effective_speedup_call"] = _ratio(r.exact_time_per_call, r.program_time_per_call)
+                d["effective_speedup_batch"] = _ratio(r.exact_time_per_call, r.program_time_per_element)
             row_dicts.append(d)
         chosen_row = row_dicts[chosen_i] if chosen_i is not None else None
         best = row_dicts[best_i] if best_i is not None else None
@@ -544,6 +699,7 @@ def train_dataset(
             "target": target,
             "seed": seed,
             "select_by": select_by,
+            "accept": meta.accept,
             "training": {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
                          "early_stopping_patience": patience, "optimizer": "adam",
                          "schedule": f"cosine decay to {LR_FLOOR:g} x peak", "loss": "mse (normalised)",
@@ -575,6 +731,8 @@ def train_dataset(
         if chosen_i is None:
             b = rows[best_i] if best_i is not None else None
             best_text = f"{b.label} at {b.accuracy:.1%}" if b is not None else "none"
+            if b is not None and b.effective_accuracy is not None:
+                best_text = f"{b.label} at {b.effective_accuracy:.1%} effective with accept ({b.accuracy:.1%} raw)"
             diag: Diagnostic = make("RX401", src, target=target, tolerance=tolerance, metric=metric, best=best_text)
             return StageResult("failed", meta.region_id, (diag,), artifacts=artifacts, data=data)
 

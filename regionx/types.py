@@ -289,6 +289,26 @@ class TopologyResult:
     time_per_element: float  # seconds, compiled surrogate, per row of a batch
     exact_time_per_call: float  # seconds, the exact region (from the dataset)
     meets_target: bool
+    # With an `accept` predicate (regionx.accept): the share of test rows it accepts, the effective
+    # accuracy (a rejected row is answered by the exact code, so it counts as good), and the
+    # effective times: surrogate + accept check + rejection rate x exact time. None without accept.
+    accept_rate: float | None = None
+    effective_accuracy: float | None = None
+    effective_time_per_call: float | None = None
+    effective_time_per_element: float | None = None
+
+    @property
+    def program_accuracy(self) -> float:
+        """Accuracy of what the program computes: effective_accuracy with accept, else accuracy."""
+        return self.accuracy if self.effective_accuracy is None else self.effective_accuracy
+
+    @property
+    def program_time_per_call(self) -> float:
+        return self.time_per_call if self.effective_time_per_call is None else self.effective_time_per_call
+
+    @property
+    def program_time_per_element(self) -> float:
+        return self.time_per_element if self.effective_time_per_element is None else self.effective_time_per_element
 
     @property
     def label(self) -> str:
@@ -321,6 +341,10 @@ class TopologyResult:
             "speedup_call": self.speedup_call,
             "speedup_batch": self.speedup_batch,
             "meets_target": self.meets_target,
+            "accept_rate": self.accept_rate,
+            "effective_accuracy": self.effective_accuracy,
+            "effective_time_per_call": self.effective_time_per_call,
+            "effective_time_per_element": self.effective_time_per_element,
         }
 
     @classmethod
@@ -330,7 +354,9 @@ class TopologyResult:
             steps=d["steps"], epochs=d["epochs"], loss=d["loss"], mean_error=d["mean_error"],
             max_error=d["max_error"], accuracy=d["accuracy"], time_per_call=d["time_per_call"],
             time_per_element=d["time_per_element"], exact_time_per_call=d["exact_time_per_call"],
-            meets_target=d["meets_target"],
+            meets_target=d["meets_target"], accept_rate=d.get("accept_rate"),
+            effective_accuracy=d.get("effective_accuracy"), effective_time_per_call=d.get("effective_time_per_call"),
+            effective_time_per_element=d.get("effective_time_per_element"),
         )
 
 
