@@ -19,7 +19,7 @@ $(STAMP): setup.cfg pyproject.toml
 # The demo: compile the Newton-Raphson fixture end to end (analyze, extract, sample, train,
 # rewrite), then run the exact and the patched program side by side.
 DEMO_OUT   := .regionx-demo
-DEMO_FLAGS ?= --samples 20000 --epochs 150
+DEMO_FLAGS ?= --samples 30000 --epochs 60 --topologies "5,3;32,32;64,64"
 
 demo: $(STAMP)
 	$(VENV)/bin/regionx analyze fixtures/newton.py

@@ -225,7 +225,7 @@ def compile_file(path: str, selectors: Sequence[str] = (), *, out_dir: str | Non
     """
     from regionx.analysis import analyze_source
     from regionx.fsutil import atomic_write_text
-    from regionx.rewrite import rewrite_source
+    from regionx.rewrite import hoistable_loops, rewrite_source
     from regionx.sample import sample_region
     from regionx.train import parse_topologies, train_dataset
     from regionx.types import Manifest
@@ -268,8 +268,14 @@ def compile_file(path: str, selectors: Sequence[str] = (), *, out_dir: str | Non
         summary.update(samples=int(dataset.X.shape[0]), exact_time_per_call=dataset.meta.exact_time_per_call)
         train_step: ProgressFn | None = (
             (lambda label, done, total, _id=region.id: progress(f"train {_id} {label}", done, total)) if progress else None)
+        # Pick the fastest topology for the path that will run: per batch element when the
+        # rewriter will hoist a map loop calling this region, else per scalar call.
+        hoisted_lines = hoistable_loops(original, region)
+        select_by = "batch" if hoisted_lines else "call"
+        summary.update(select_by=select_by, hoistable_loops=hoisted_lines)
         trained_result = train_dataset(dataset, region_dir, topologies=grid, target=target, tolerance=tolerance, metric=metric,
-                                       epochs=epochs or COMPILE_EPOCHS, seed=region_seed, progress=train_step)
+                                       epochs=epochs or COMPILE_EPOCHS, seed=region_seed, progress=train_step,
+                                       select_by=select_by)
         data = {**summary, **trained_result.data}
         if not trained_result.ok:
             results.append(replace(trained_result, region_id=region.id, data={**data, "verdict": "no topology met the target"}))

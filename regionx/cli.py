@@ -168,15 +168,28 @@ def sample(file: str | None, selector: str | None, n: int | None, seed: int | No
 # --------------------------------------------------------------------------- train
 
 
+def _program_view(row: dict[str, Any]) -> dict[str, Any]:
+    """What the patched program gets from a topology row: with an `accept` predicate, the effective
+    accuracy and times (rejected rows run the exact code), else the network's own."""
+    accuracy = row.get("effective_accuracy")
+    per_call = row.get("effective_time_per_call") or row["time_per_call"]
+    per_elem = row.get("effective_time_per_element") or row["time_per_element"]
+    exact = row["exact_time_per_call"]
+    shown = f"{row['accuracy']:.1%}" if accuracy is None else f"{accuracy:.1%} ({row['accuracy']:.1%} raw)"
+    return {"accuracy": shown, "per_call": per_call, "per_elem": per_elem,
+            "speedup_call": exact / per_call if per_call else 0.0, "speedup_batch": exact / per_elem if per_elem else 0.0}
+
+
 def _topology_table(rows: Sequence[dict[str, Any]], title: str) -> Table:
     table = Table(title=title, title_justify="left")
     for col in ("topology", "train time", "steps", "L2 loss", "accuracy", "per call", "per element", "speedup call", "speedup batch", ""):
         table.add_column(col)
     for row in rows:
+        view = _program_view(row)
         table.add_row(
-            row["label"], f"{row['train_time']:.1f} s", str(row["steps"]), f"{row['loss']:.3g}", f"{row['accuracy']:.1%}",
-            _fmt_time(row["time_per_call"]), _fmt_time(row["time_per_element"]),
-            f"{row['speedup_call']:.2f}x", f"{row['speedup_batch']:.2f}x",
+            row["label"], f"{row['train_time']:.1f} s", str(row["steps"]), f"{row['loss']:.3g}", view["accuracy"],
+            _fmt_time(view["per_call"]), _fmt_time(view["per_elem"]),
+            f"{view['speedup_call']:.2f}x", f"{view['speedup_batch']:.2f}x",
             ("chosen" if row.get("chosen") else ("meets target" if row["meets_target"] else "")),
         )
     return table
@@ -244,12 +257,13 @@ def _compile_table(results: Sequence[StageResult]) -> Table:
     for r in results:
         d = r.data
         chosen = d.get("chosen") or {}
-        speed = f"{chosen.get('speedup_call', 0):.2f}x / {chosen.get('speedup_batch', 0):.2f}x" if chosen else "-"
+        view = _program_view(chosen) if chosen else {}
+        speed = f"{view['speedup_call']:.2f}x / {view['speedup_batch']:.2f}x" if chosen else "-"
         table.add_row(
             r.region_id, f"{', '.join(d.get('inputs', []))} -> {', '.join(d.get('outputs', []))}", str(d.get("samples", "-")),
-            chosen.get("label", "-"), f"{chosen['accuracy']:.1%}" if chosen else "-",
-            _fmt_time(d.get("exact_time_per_call")), _fmt_time(chosen.get("time_per_call")),
-            _fmt_time(chosen.get("time_per_element")), speed, d.get("verdict", r.status),
+            chosen.get("label", "-"), view.get("accuracy", "-"),
+            _fmt_time(d.get("exact_time_per_call")), _fmt_time(view.get("per_call")),
+            _fmt_time(view.get("per_elem")), speed, d.get("verdict", r.status),
         )
     return table
 

@@ -1346,6 +1346,30 @@ def _loader_position(module: cst.Module, anchors: list[cst.CSTNode], parents: An
 # public: rewrite_source / revert_source
 
 
+def hoistable_loops(text: str, region: Region) -> list[int]:
+    """Lines of the map loops that rewriting function `region` would batch-hoist (no manifest needed).
+
+    Used before training to decide whether the surrogate will mostly run per call or per batch
+    element, so that selection can pick the fastest topology for the path that will run.
+    """
+    if region.kind != "function":
+        return []
+    try:
+        wrapper = MetadataWrapper(cst.parse_module(text), unsafe_skip_copy=True)
+        target = _locate(wrapper, region)
+    except (cst.ParserSyntaxError, _RewriteError):
+        return []
+    fn = target.stmts[0]
+    if not isinstance(fn, cst.FunctionDef):
+        return []
+    pnames = _param_names(fn.params)
+    if fn.params.kwonly_params or any(name not in pnames for name in region.inputs):
+        return []
+    positions = [pnames.index(name) for name in region.inputs]
+    hoists, _ = _find_hoists(wrapper, fn, region, len(pnames), positions)
+    return [h.line for h in hoists]
+
+
 def rewrite_source(text: str, path: str, region: Region, manifest: Manifest, *, module_name: str,
                    force: bool = False, hoist: bool = True) -> StageResult:
     """Patch `text` so that `region` calls the surrogate module `module_name` (guarded, exact fallback).
