@@ -7,7 +7,6 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import Any
 
-from regionx.types import DEFAULT_TARGET
 
 DEFAULT_ARTIFACTS = ".regionx"
 

@@ -35,6 +35,8 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
 
 
 def atomic_copy(src: str, dst: str) -> None:
-    """Copy a file atomically."""
+    """Copy a file atomically (nothing to do when `src` is `dst`)."""
+    if os.path.abspath(src) == os.path.abspath(dst):
+        return
     with open(src, "rb") as handle:
         atomic_write_bytes(dst, handle.read())

@@ -43,8 +43,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -52,6 +50,7 @@ import libcst as cst
 from libcst.metadata import MetadataWrapper, ParentNodeProvider, PositionProvider, ScopeProvider
 
 from regionx.diagnostics import Diagnostic, make
+from regionx.fsutil import atomic_copy, atomic_write_text
 from regionx.types import Manifest, Region, StageResult, TopologyResult
 
 __all__ = [
@@ -910,8 +909,8 @@ def _loader_code(names: _Names, rel: str, manifest: Manifest, region: Region,
                 f"            ok = {_PREFIX}np.broadcast_to(ok, (inside.size,)).tolist()\n"
             )
             accept_line = (
-                f"                if not ok[j]:\n"
-                f"                    continue\n"
+                "                if not ok[j]:\n"
+                "                    continue\n"
             )
         elif manifest.accept:
             accept_line = (
@@ -1071,15 +1070,15 @@ def _batch_code(names: _Names, manifest: Manifest, input_positions: list[int]) -
         f"        for r, v in zip(redo, map(exact, *picked)):\n"
         f"            values[r] = v\n"
         + (accept if exact_rows == "~inside[1:]" else "") +
-        f'    if loop == "range":\n'
-        f"        last = stop - 1\n"
-        f'    elif loop == "zip":\n'
-        f"        last = tuple(s[n - 1] for s in rows)\n"
-        f'    elif loop == "enumerate":\n'
-        f"        last = (n - 1, rows[0][n - 1])\n"
-        f"    else:\n"
-        f"        last = rows[0][n - 1]\n"
-        f"    return values, last\n"
+        '    if loop == "range":\n'
+        "        last = stop - 1\n"
+        '    elif loop == "zip":\n'
+        "        last = tuple(s[n - 1] for s in rows)\n"
+        '    elif loop == "enumerate":\n'
+        "        last = (n - 1, rows[0][n - 1])\n"
+        "    else:\n"
+        "        last = rows[0][n - 1]\n"
+        "    return values, last\n"
     )
 
 
@@ -1645,36 +1644,6 @@ def revert_source(text: str, path: str, *, only: str | None = None) -> StageResu
 # files
 
 
-def _atomic_write_text(path: str, text: str) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".regionx-", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        if os.path.exists(path):
-            shutil.copymode(path, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def _atomic_copy(src: str, dst: str) -> None:
-    if os.path.abspath(src) == os.path.abspath(dst):
-        return
-    directory = os.path.dirname(os.path.abspath(dst))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".regionx-", suffix=".tmp", dir=directory)
-    os.close(fd)
-    try:
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def _read_source(path: str) -> tuple[str | None, Diagnostic | None]:
     if os.path.isdir(path):
         return None, make("RX002", path)
@@ -1801,13 +1770,13 @@ def rewrite_file(path: str, region_selector: str | None, artifact_dir: str, *, o
     if out_path is not None:
         try:
             out_dir = os.path.dirname(os.path.abspath(out_path))
-            _atomic_copy(module_file, os.path.join(out_dir, manifest.module))
+            atomic_copy(module_file, os.path.join(out_dir, manifest.module))
             artifacts["module"] = os.path.join(out_dir, manifest.module)
             weights = os.path.join(art_dir, "weights.npz")
             if os.path.isfile(weights):
-                _atomic_copy(weights, os.path.join(out_dir, "weights.npz"))
+                atomic_copy(weights, os.path.join(out_dir, "weights.npz"))
                 artifacts["weights"] = os.path.join(out_dir, "weights.npz")
-            _atomic_write_text(out_path, new_text)
+            atomic_write_text(out_path, new_text)
             artifacts["patched"] = out_path
         except OSError as exc:
             return StageResult(status="failed", region_id=region.id,
@@ -1832,7 +1801,7 @@ def revert_file(path: str, *, region: str | None = None, out: str | None = None,
         data["diff"] = _diff(text, new_text, path, out_path)
     if out_path is not None:
         try:
-            _atomic_write_text(out_path, new_text)
+            atomic_write_text(out_path, new_text)
         except OSError as exc:
             return StageResult(status="failed", diagnostics=(make("RX007", out_path, detail=str(exc)),))
         artifacts["patched"] = out_path  # the key the CLI reports as "wrote <path>"

@@ -357,7 +357,7 @@ def _rx_time_per_call(fn, arg_rows, budget=1.0, max_rows=300):  # type: ignore[n
     """
     import copy
     import statistics
-    import time
+    import time  # noqa: F401,F811 - this function's source is pasted into harnesses, which import nothing else
 
     import numpy as np
 

@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_rewrite import (  # noqa: E402 - shared helpers of the rewrite tests
-    FAST_PROG, assert_same, inputs, load, manifest, patched_module, region, revert_source, rewrite, write,
+    FAST_PROG, inputs, load, manifest, patched_module, region, revert_source, rewrite, write,
 )
 
 # A stand-in surrogate: 1e-4 off for a <= 0.5 (close enough to accept), 0.5 off above (rejected),

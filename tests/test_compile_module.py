@@ -156,7 +156,7 @@ def test_generated_module_needs_numpy_only(tmp_path):
         layers = [(rng.normal(size=(widths[i], widths[i + 1])), rng.normal(size=widths[i + 1]),
                    "tanh" if i < len(widths) - 2 else "linear") for i in range(len(widths) - 1)]
         out = tmp_path / name
-        path = rxc.compile_model(layers, [0, 0], [1, 1], [0], [1], region_name=name, inputs=(VarSpec("a"), VarSpec("b")),
+        rxc.compile_model(layers, [0, 0], [1, 1], [0], [1], region_name=name, inputs=(VarSpec("a"), VarSpec("b")),
                                  outputs=(VarSpec("return"),), lower=[-1, -1], upper=[1, 1], out_dir=str(out))
         # Import from another working directory: weights.npz is found next to the module, not in cwd.
         code = ("import sys, importlib; sys.path.insert(0, sys.argv[1]); m = importlib.import_module(sys.argv[2]);"

@@ -11,7 +11,7 @@ not an upward-exposed use of that node.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import libcst as cst
 
