@@ -120,29 +120,64 @@ def render_newton(result: dict[str, Any]) -> str:
     return head + table + "\nReproduce: `.venv/bin/python benchmarks/paper_tables.py --only newton`\n"
 
 
-def visited_rsq(steps: int, cells: int = 5, every: int = 7) -> np.ndarray:
-    """rsq of (every `every`-th) pair-force call of an exact fixtures/lj_md.py run of `steps` steps."""
+def record_lj_pairs(steps: int, cells: int = 5, every: int = 7) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """An exact fixtures/lj_md.py run of `steps` steps: rsq of every `every`-th pair-force call, and
+    the rsq of all pairs of the first (step 0) and of the last force computation."""
     lj = C.import_file(C.LJ)
     seen: list[float] = []
     exact = lj.pair_force
     count = [0]
+    step_pairs: list[list[float]] = []
 
     def recording(rsq: float) -> float:
         count[0] += 1
         if count[0] % every == 0:
             seen.append(rsq)
+        step_pairs[-1].append(rsq)
         return exact(rsq)
 
+    forces = lj.compute_forces
+
+    def per_step(*args: Any, **kwargs: Any) -> Any:
+        if len(step_pairs) > 1:
+            del step_pairs[1:]  # keep step 0 and the current step only
+        step_pairs.append([])
+        return forces(*args, **kwargs)
+
     lj.pair_force = recording
+    lj.compute_forces = per_step
     lj.run(steps, cells, out=io.StringIO())
-    return np.asarray(seen)
+    return np.asarray(seen), np.asarray(step_pairs[0]), np.asarray(step_pairs[-1])
 
 
-def lj_force(rsq: np.ndarray) -> np.ndarray:
-    """fixtures/lj_md.py's pair_force, vectorised (checked against it in lj_table)."""
-    r2inv = 1.0 / rsq
-    r6inv = r2inv ** 3
-    return np.where(rsq < 6.25, r6inv * (48.0 * r6inv - 24.0) * r2inv, 0.0)
+def visited_rsq(steps: int, cells: int = 5, every: int = 7) -> np.ndarray:
+    """rsq of (every `every`-th) pair-force call of an exact fixtures/lj_md.py run of `steps` steps."""
+    return record_lj_pairs(steps, cells, every)[0]
+
+
+lj_force = C.lj_exact_force  # fixtures/lj_md.py's pair_force, vectorised (checked against it in lj_table)
+
+
+def lj_row(ds: Any, hidden: tuple[int, ...], art: str, seed: int, epochs: int, pairs: tuple[np.ndarray, np.ndarray, np.ndarray],
+           f_range: float, n_atoms: int, target_transform: str = "auto") -> dict[str, Any]:
+    """Train one LJ topology through regionx and measure the program's pair force (surrogate inside
+    the trained box, exact code outside, as the patched run computes it) on the visited pairs."""
+    visited, first, last = pairs
+    Xte, Yte = test_split(ds, seed)
+    f_visited = lj_force(visited)
+    inside = visited < 6.25
+    row = C.train_one(ds, hidden, "tanh", art, epochs=epochs, seed=seed, target_transform=target_transform)
+    mod = C.import_file(os.path.join(art, C.load_manifest(art).module))
+    err = np.abs(C.lj_program_force(mod, visited) - f_visited)
+    pt = mod.predict(Xte)[:, 0]
+    row["samples"] = int(ds.X.shape[0])
+    row["scaled_mae_visited"] = float(np.mean(err) / f_range)
+    row["scaled_mae_visited_inside_cutoff"] = float(np.mean(err[inside]) / f_range)
+    row["scaled_mae_test"] = float(np.mean(np.abs(pt - Yte[:, 0])) / f_range)
+    row["scaled_max_visited"] = float(np.max(err) / f_range)
+    row["share_of_calls_in_box"] = float(np.mean(np.asarray(mod.in_domain(visited[:, None]), dtype=bool)))
+    row["energy_estimate_per_atom"] = C.lj_energy_estimate(mod, first, last, n_atoms)
+    return row
 
 
 def lj_table(cfg: dict[str, Any], out: str, seed: int, topologies: list[tuple[int, ...]] | None = None) -> dict[str, Any]:
@@ -151,29 +186,37 @@ def lj_table(cfg: dict[str, Any], out: str, seed: int, topologies: list[tuple[in
     sample_time = time.perf_counter() - t0
     Xte, Yte = test_split(ds, seed)
     assert np.allclose(lj_force(Xte[:, 0]), Yte[:, 0], rtol=1e-12, atol=1e-12)
-    visited = visited_rsq(cfg["lj_steps"])
+    pairs = record_lj_pairs(cfg["lj_steps"])
+    visited = pairs[0]
     f_visited = lj_force(visited)
     f_range = float(f_visited.max() - f_visited.min())
-    inside = visited < 6.25
+    n_atoms = 500
+    exact_rows = C.import_file(C.LJ).run(cfg["lj_steps"], 5, out=io.StringIO())
     rows = []
     for hidden in topologies or C.PAPER_LJ:
         art = os.path.join(out, "artifacts", "lj", "x".join(map(str, hidden)))
         print(f"lj {label(hidden, 1)} ...", flush=True)
-        row = C.train_one(ds, hidden, "tanh", art, epochs=cfg["lj_epochs"], seed=seed)
-        mod = C.import_file(os.path.join(art, C.load_manifest(art).module))
-        pv = mod.predict(visited[:, None])[:, 0]
-        pt = mod.predict(Xte)[:, 0]
-        row["scaled_mae_visited"] = float(np.mean(np.abs(pv - f_visited)) / f_range)
-        row["scaled_mae_visited_inside_cutoff"] = float(np.mean(np.abs(pv - f_visited)[inside]) / f_range)
-        row["scaled_mae_test"] = float(np.mean(np.abs(pt - Yte[:, 0])) / f_range)
-        row["scaled_max_visited"] = float(np.max(np.abs(pv - f_visited)) / f_range)
+        row = lj_row(ds, hidden, art, seed, cfg["lj_epochs"], pairs, f_range, n_atoms)
         row["paper"] = PAPER_TABLE3.get(tuple(hidden))
         rows.append(row)
-        print(f"  scaled MAE (visited pairs): {row['scaled_mae_visited']:.5f}", flush=True)
+        print(f"  scaled MAE (visited pairs): {row['scaled_mae_visited']:.5f}  "
+              f"energy estimate {row['energy_estimate_per_atom']:+.4f}/atom", flush=True)
+    for hidden, samples, epochs, transform in (C.LJ_EXTRAS if cfg["extras"] else []):
+        ds_x = C.sample(C.LJ, "lj_pair", samples, seed)
+        art = os.path.join(out, "artifacts", "lj", C.lj_extra_name(hidden, samples, epochs, transform))
+        print(f"lj {label(hidden, 1)}, {samples} samples, {epochs} epochs, target transform {transform} ...", flush=True)
+        row = lj_row(ds_x, hidden, art, seed, epochs, pairs, f_range, n_atoms, target_transform=transform)
+        row["paper"] = None
+        row["extra"] = {"samples": samples, "epochs": epochs, "target_transform": transform}
+        rows.append(row)
+        print(f"  scaled MAE (visited pairs): {row['scaled_mae_visited']:.5f}  "
+              f"energy estimate {row['energy_estimate_per_atom']:+.4f}/atom", flush=True)
     result = {"config": cfg, "seed": seed, "samples": int(ds.X.shape[0]), "sample_time_s": sample_time,
-              "exact_time_per_call": ds.meta.exact_time_per_call, "visited_pairs_recorded": int(visited.size),
+              "exact_time_per_call": ds.meta.exact_time_per_call, "domain": dict(ds.meta.domain),
+              "visited_pairs_recorded": int(visited.size), "visited_beyond_cutoff": float(np.mean(visited >= 6.25)),
               "visited_rsq_range": [float(visited.min()), float(visited.max())],
-              "force_range_visited": [float(f_visited.min()), float(f_visited.max())], "rows": rows,
+              "force_range_visited": [float(f_visited.min()), float(f_visited.max())],
+              "exact_toteng": [float(exact_rows[0][3]), float(exact_rows[-1][3])], "rows": rows,
               "machine": C.machine()}
     C.write_json(os.path.join(out, "table3_lj.json"), result)
     C.write_text(os.path.join(out, "table3_lj.md"), render_lj(result))
@@ -182,31 +225,46 @@ def lj_table(cfg: dict[str, Any], out: str, seed: int, topologies: list[tuple[in
 
 def render_lj(result: dict[str, Any]) -> str:
     rows = []
+    e_exact = abs(result.get("exact_toteng", [0.0, 1.0])[1])
     for r in result["rows"]:
         p = r["paper"]
         paper = [f"{p[0]:.2f}", f"{p[1]:,}", f"{p[2]:.2f}", f"{p[3]:g}", f"{p[4]:,}", f"{p[5]:.4f}"] if p else ["-"] * 6
-        rows.append([label(tuple(r["hidden"]), 1), *paper, f"{r['train_time']:.1f}", f"{r['steps']:,}", f"{r['loss']:.3g}",
+        name = label(tuple(r["hidden"]), 1)
+        if r.get("extra"):
+            tf = r["extra"].get("target_transform", "none")
+            name += f" ({r['extra']['samples'] // 1000}k samples, {r['extra']['epochs']} epochs" + (f", {tf})" if tf != "none" else ")")
+        est = r.get("energy_estimate_per_atom")
+        rows.append([name, *paper, f"{r['train_time']:.1f}", f"{r['steps']:,}", f"{r['loss']:.3g}",
                      f"{r['time_per_call'] * 1e6:.2f}", f"{r['time_per_element'] * 1e6:.3f}",
                      f"**{r['scaled_mae_visited']:.4f}**", f"{r['scaled_mae_visited_inside_cutoff']:.4f}",
-                     f"{r['scaled_mae_test']:.4f}"])
+                     f"{r['scaled_mae_test']:.4f}", f"{r.get('scaled_max_visited', float('nan')):.4f}",
+                     "-" if est is None else f"{abs(est) / e_exact:.2%}"])
     cfg = result["config"]
     tr = result["rows"][0]["training"] if result["rows"] else {}
     lo, hi = result["visited_rsq_range"]
     flo, fhi = result["force_range_visited"]
+    domain = result.get("domain", {}).get("rsq", "the pragma's domain")
     head = (
         "# Table III — Lennard-Jones pair force (fixtures/lj_md.py, region `lj_pair`)\n\n"
-        f"regionx: {result['samples']:,} samples of rsq from the pragma's domain (70/15/15 split, seed {result['seed']}), "
+        f"regionx: {result['samples']:,} samples of rsq from the pragma's domain `rsq={domain}` (70/15/15 split, seed {result['seed']}), "
         f"{cfg['lj_epochs']} epochs max, Adam {tr.get('learning_rate')} with {tr.get('schedule')}, batch {tr.get('batch_size')}, "
-        "tanh hidden layers. Error = mean absolute error of the pair force (fpair) with the force scaled to [0, 1] over "
+        "tanh hidden layers; rows marked with a sample count are extra variants beyond the paper's setting. "
+        "Error = mean absolute error of the pair force (fpair) the patched program uses (the surrogate inside its trained "
+        "box, the exact code outside it, i.e. beyond the cut-off) with the force scaled to [0, 1] over "
         f"the distances an exact {cfg['lj_steps']}-step MD run visits (rsq {lo:.3f}..{hi:.3f}, fpair {flo:.3f}..{fhi:.2f}; "
-        f"{result['visited_pairs_recorded']:,} recorded pairs, half of them beyond the cut-off where fpair = 0), measured on the "
+        f"{result['visited_pairs_recorded']:,} recorded pairs, {result.get('visited_beyond_cutoff', 0.5):.0%} of them beyond the cut-off where fpair = 0), measured on the "
         f"compiled numpy module. Exact `pair_force()` costs {result['exact_time_per_call'] * 1e9:.0f} ns per call. "
-        "Paper's error: average absolute error on its data (scaling not stated); its L2 loss is in units of 1e-5.\n\n"
+        "Paper's error: average absolute error on its data (scaling not stated); its L2 loss is in units of 1e-5. "
+        f"`est. TotEng diff` = the step-{cfg['lj_steps']} total-energy difference predicted from the surrogate's potential "
+        "error (`benchmarks._common.lj_energy_estimate`: 1/2 the integral of the force error from rsq to the cut-off, summed "
+        "over the pairs at the last step minus those at step 0), relative to the exact run's TotEng; the patched runs "
+        "themselves are in `fig5_lj.md`.\n\n"
     )
     table = C.md_table(
         ["Topology", "paper train (s)", "paper steps", "paper L2 (e-5)", "paper lr", "paper run time (s e-6)", "paper MAE",
          "ours train (s)", "ours steps", "ours L2 (test MSE, raw)", "ours us/call", "ours us/element",
-         "ours scaled MAE (visited pairs)", "inside cut-off", "uniform test split"], rows)
+         "ours scaled MAE (visited pairs)", "inside cut-off", "test split", "scaled max (visited)",
+         "est. TotEng diff"], rows)
     return head + table + "\nReproduce: `.venv/bin/python benchmarks/paper_tables.py --only lj`\n"
 
 
