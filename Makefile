@@ -30,7 +30,7 @@ demo: $(STAMP)
 	@$(PY) $(DEMO_OUT)/newton.py
 
 test: $(STAMP)
-	$(PY) -m mypy regionx
+	$(PY) -m mypy regionx benchmarks/*.py
 	$(PY) -m pytest -q -p no:cacheprovider
 
 clean:

@@ -204,7 +204,7 @@ def machine() -> dict[str, Any]:
     """What the numbers were measured on."""
     import numpy
 
-    info = {"python": platform.python_version(), "numpy": numpy.__version__, "cpus": os.cpu_count(),
+    info: dict[str, Any] = {"python": platform.python_version(), "numpy": numpy.__version__, "cpus": os.cpu_count(),
             "machine": platform.machine(), "platform": platform.platform()}
     try:
         with open("/proc/loadavg", encoding="utf-8") as handle:
@@ -228,7 +228,7 @@ def write_text(path: str, text: str) -> None:
     atomic_write_text(path, text)
 
 
-def rel_errors(pred: Sequence[float], exact: Sequence[float]) -> np.ndarray:
+def rel_errors(pred: Sequence[float] | np.ndarray, exact: Sequence[float] | np.ndarray) -> np.ndarray:
     """regionx's "rel" metric per point: |pred - exact| / max(|exact|, REL_FLOOR)."""
     from regionx.types import REL_FLOOR
 

@@ -22,8 +22,8 @@ from benchmarks import _common as C  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-FULL = {"samples": 102400, "epochs": 200, "hidden": (64, 64, 64), "transforms": ("none", "asinh")}
-QUICK = {"samples": 2000, "epochs": 3, "hidden": (8,), "transforms": ("none", "asinh")}
+FULL: dict[str, Any] = {"samples": 102400, "epochs": 200, "hidden": (64, 64, 64), "transforms": ("none", "asinh")}
+QUICK: dict[str, Any] = {"samples": 2000, "epochs": 3, "hidden": (8,), "transforms": ("none", "asinh")}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--out", default=C.RESULTS)
     args = parser.parse_args(argv)
-    cfg = dict(QUICK if args.quick else FULL)
+    cfg: dict[str, Any] = dict(QUICK if args.quick else FULL)
     if args.epochs:
         cfg["epochs"] = args.epochs
     from regionx.train import _split, train_dataset
