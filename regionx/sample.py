@@ -18,7 +18,9 @@ the user's module-level names in a harness), and refer to each other only by ``_
 Drop kinds (DatasetMeta.dropped): ``rejected`` (draws refused by require=), ``raised`` (the
 region raised, or returned something that is not numbers), ``nonfinite`` (NaN or inf in an
 output), ``timeout`` (ran past the limit), ``shape`` (an output, or an observed input, whose shape
-differs from the first valid sample's / the declared shape).
+differs from the first valid sample's / the declared shape), ``outside_domain`` (an observed input
+outside its declared domain, or failing require=: the declared domain is where the surrogate is
+trained and trusted, so such calls stay with the exact code).
 """
 
 from __future__ import annotations
@@ -773,6 +775,38 @@ def _observe(path: str, region: Region, command: str, cap: int, seed: int,
     return rows, [], info
 
 
+def _inside(spec: DomainSpec, value: Any) -> bool:
+    """True if an observed `value` lies in the support of `spec` (normal: everywhere)."""
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):  # ragged or not numbers: left to the 'shape'/'raised' checks
+        return True
+    if spec.dist in ("uniform", "loguniform", "integers"):
+        return bool(np.all((array >= float(spec.args[0])) & (array <= float(spec.args[1]))))
+    if spec.dist == "choice":
+        return bool(np.all(np.isin(array, np.asarray(spec.args[0], dtype=np.float64))))
+    return True
+
+
+def within_domain(rows: Sequence[tuple[Any, ...]], names: Sequence[str], specs: dict[str, DomainSpec],
+                  require: str | None) -> tuple[list[tuple[Any, ...]], int]:
+    """The observed rows inside the declared domains (inputs without one are not constrained) that
+    satisfy `require`; returns (kept rows, number left out)."""
+    code = _rx_compile_require(require, names) if require else None
+    namespace = _rx_require_namespace() if code is not None else None
+    kept = []
+    for row in rows:
+        ok = all(_inside(specs[name], value) for name, value in zip(names, row) if name in specs)
+        if ok and code is not None:
+            try:
+                ok = bool(eval(code, namespace, dict(zip(names, row))))  # validated expression
+            except Exception:  # as for random draws: a predicate that fails on a row rejects it
+                ok = False
+        if ok:
+            kept.append(row)
+    return kept, len(rows) - len(kept)
+
+
 def _integral(value: Any) -> bool:
     """True for a whole-number float or a (nested) list of them."""
     if isinstance(value, list):
@@ -864,12 +898,22 @@ def sample_region(text: str, path: str, region: Region, *, n: int = 10000, seed:
 
     data: dict[str, Any] = {"mode": mode}
     observed_rows: list[tuple[Any, ...]] = []
+    outside = 0  # observed rows left out: outside the declared domain or failing require=
     if n_observed > 0:
         assert observe is not None
         observed_rows, diags, info = _observe(path, region, observe, n_observed, seed, specs)
         data.update(info)
         if diags:
             return fail(*diags, data=data)
+        try:
+            observed_rows, outside = within_domain(observed_rows, region.inputs, specs, require)
+        except ValueError as exc:
+            return fail(dx.make("RX108", path, line, col, key="require", detail=str(exc)))
+        if not observed_rows and not random_rows:
+            domain_text = ", ".join(f"{name}={spec.text}" for name, spec in specs.items())
+            return fail(dx.make("RX305", path, line, col, detail=(
+                f"all {outside} observed inputs lie outside the declared domain ({domain_text}"
+                + (f", require={require!r}" if require else "") + ")")), data=data)
 
     rows = observed_rows + random_rows
     source_dir = os.path.dirname(os.path.abspath(path))
@@ -880,6 +924,8 @@ def sample_region(text: str, path: str, region: Region, *, n: int = 10000, seed:
     declared = [specs[name].shape if name in specs else None for name in region.inputs]
     X, Y, in_shapes, out_shapes, dropped, kept = _rx_assemble(rows, results, declared)
     dropped = {"rejected": rejected, **dropped}
+    if n_observed > 0:
+        dropped["outside_domain"] = outside
     data.update({"requested": n, "kept": len(kept), "dropped": dict(dropped), "observed": len(observed_rows),
                  "random": len(random_rows)})
     first_error = next((out for status, out in results if status == "raised" and isinstance(out, str)), None)

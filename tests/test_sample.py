@@ -424,12 +424,37 @@ def test_observe_a_region_in_an_imported_module(tmp_path: Path, monkeypatch: pyt
     region = function_region(text, "energy", ("x", "n"))
     result, data = sample_region(text, path, region, n=500, seed=0, executor=EXECUTOR, observe="python observe_app.py 40")
     assert data is not None, [d.format() for d in result.diagnostics]
-    assert data.X.shape == (40, 2) and result.data["observed_calls"] == 40  # capped by the real number of calls
+    assert result.data["observed_calls"] == 40  # capped by the real number of calls
+    # x = 0.1 k for k < 40 reaches 3.9; the declared domain x=uniform(0, 3) keeps the 31 calls with
+    # x <= 3 (those beyond stay with the exact code after a rewrite, so they are not training data).
+    inside = [0.1 * k for k in range(40) if 0.1 * k <= 3]
+    assert data.X.shape == (len(inside), 2) == (31, 2) and data.meta.dropped["outside_domain"] == 40 - 31
     xs = sorted(data.X[:, 0].tolist())
-    assert xs == pytest.approx([0.1 * k for k in range(40)])
+    assert xs == pytest.approx(inside)
     assert set(np.unique(data.X[:, 1])) == {1.0, 2.0, 3.0, 4.0}
     for (x, n), y in zip(data.X.tolist(), data.Y[:, 0].tolist()):
         assert y == sum(math.sin(x * j) for j in range(int(n)))
+
+
+def test_observed_inputs_outside_the_domain_or_require_are_left_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "observe_app.py").write_text(APP, encoding="utf-8")
+    strict = PHYSICS.replace("n=integers(1, 4)", 'n=integers(1, 4), require="x * n < 2"')
+    path, text = write_case(tmp_path, strict, "physics.py")
+    monkeypatch.chdir(tmp_path)
+    region = function_region(text, "energy", ("x", "n"))
+    result, data = sample_region(text, path, region, n=500, seed=0, executor=EXECUTOR, observe="python observe_app.py 40")
+    assert data is not None, [d.format() for d in result.diagnostics]
+    expected = [(0.1 * k, k % 4 + 1) for k in range(40) if 0.1 * k <= 3 and 0.1 * k * (k % 4 + 1) < 2]
+    got = sorted(map(tuple, data.X.tolist()))
+    assert len(got) == len(expected) and np.allclose(got, sorted(expected))
+    assert data.meta.dropped["outside_domain"] == 40 - len(expected) > 9
+    # When every observed call is outside, RX305 says so instead of training on nothing.
+    narrow = PHYSICS.replace("x=uniform(0, 3)", "x=uniform(5, 6)")
+    path, text = write_case(tmp_path, narrow, "physics.py")
+    result, data = sample_region(text, path, function_region(text, "energy", ("x", "n")), n=500, seed=0,
+                                 executor=EXECUTOR, observe="python observe_app.py 40")
+    assert data is None and [d.code for d in result.diagnostics] == ["RX305"]
+    assert "all 40 observed inputs lie outside the declared domain (x=uniform(5, 6)" in result.diagnostics[0].message
 
 
 UNANNOTATED = '''\
