@@ -208,7 +208,7 @@ def exact_outputs(text: str, path: str, region: Region, manifest: Manifest, rows
     import sys
 
     from regionx.extract import extract_region
-    from regionx.sample import _rx_call_rows, exec_module
+    from regionx.sample import call_rows, exec_module
 
     extracted = extract_region(text, path, region)
     if not extracted.ok:
@@ -221,7 +221,7 @@ def exact_outputs(text: str, path: str, region: Region, manifest: Manifest, rows
     except Exception as exc:  # the user's module-level code failed
         return None, None, f"cannot load the exact code: {type(exc).__name__}: {exc}"
     try:
-        results = _rx_call_rows(module.region, list(rows), timeout, len(manifest.outputs))
+        results = call_rows(module.region, rows, len(manifest.outputs), timeout)
     finally:
         sys.modules.pop(name, None)
     d_out = sum(v.size for v in manifest.outputs)

@@ -520,6 +520,13 @@ def draw_inputs(specs: Sequence[DomainSpec], n: int, rng: np.random.Generator,
     return rows, third
 
 
+def call_rows(fn: Callable[..., Any], rows: Sequence[tuple[Any, ...]], n_outputs: int,
+              timeout: float) -> list[tuple[str, Any]]:
+    """Call the harness's ``fn(*row)`` for each row in this process: one ``(status, outputs)`` per
+    row, status 'ok', 'raised', 'nonfinite' or 'timeout' (the harnesses' own ``_rx_call_rows``)."""
+    return list(_rx_call_rows(fn, list(rows), timeout, n_outputs))
+
+
 def exec_module(source: str, name: str, filename: str | None = None, sys_path: Sequence[str] = ()) -> types.ModuleType:
     """Execute `source` as a new module called `name` (registered in sys.modules) and return it.
 
