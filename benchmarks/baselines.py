@@ -69,13 +69,7 @@ def newton_numba() -> Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
 def lj_forces_numpy(x: np.ndarray, i_idx: np.ndarray, j_idx: np.ndarray, box: float, cutsq: float) -> np.ndarray:
     """fixtures/lj_md.py's compute_forces over a half neighbour list, vectorised: (n, 3) forces."""
-    delta = x[i_idx] - x[j_idx]
-    delta -= box * np.round(delta / box)
-    rsq = np.einsum("ij,ij->i", delta, delta)
-    inside = rsq < cutsq
-    r2inv = np.where(inside, 1.0 / rsq, 0.0)
-    r6inv = r2inv ** 3
-    fpair = r6inv * (48.0 * r6inv - 24.0) * r2inv
+    delta, _rsq, fpair = _lj_pair_terms(x, i_idx, j_idx, box, cutsq)
     pair = delta * fpair[:, None]
     forces = np.zeros_like(x)
     np.add.at(forces, i_idx, pair)

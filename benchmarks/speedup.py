@@ -148,29 +148,23 @@ def newton_fig(cfg: dict[str, Any], out: str) -> dict[str, Any]:
         programs[f"{label} {kind}"] = (lambda m: (lambda n: solve_time(m, n)))(mod)
         if acc is not None and hoist:
             fallback[f"{label} {kind}"] = newton_fallback(art, acc, cfg["sizes"][-1])
-    newton_np = B.newton_numpy
+    def array_prog(solve: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]) -> Callable[[int], tuple[float, Any]]:
+        """A baseline on the same equations, its time including the list -> array conversion."""
+        def prog(n: int) -> tuple[float, Any]:
+            a, b, c = exact_mod.make_equations(n, SEED)
+            t0 = time.perf_counter()
+            roots = solve(np.array(a), np.array(b), np.array(c))
+            return time.perf_counter() - t0, roots
+        return prog
 
-    def numpy_prog(n: int) -> tuple[float, Any]:
-        a, b, c = exact_mod.make_equations(n, SEED)
-        t0 = time.perf_counter()
-        roots = newton_np(np.array(a), np.array(b), np.array(c))
-        return time.perf_counter() - t0, roots
-
-    programs["numpy"] = numpy_prog
+    programs["numpy"] = array_prog(B.newton_numpy)
     numba_fn = B.newton_numba()
     numba_compile = None
     if numba_fn is not None:
         t0 = time.perf_counter()
         numba_fn(np.ones(2), np.zeros(2), -np.ones(2))
         numba_compile = time.perf_counter() - t0
-
-        def numba_prog(n: int) -> tuple[float, Any]:
-            a, b, c = exact_mod.make_equations(n, SEED)
-            t0 = time.perf_counter()
-            roots = numba_fn(np.array(a), np.array(b), np.array(c))
-            return time.perf_counter() - t0, roots
-
-        programs["numba"] = numba_prog
+        programs["numba"] = array_prog(numba_fn)
 
     times: dict[str, dict[int, list[float]]] = {k: {n: [] for n in cfg["sizes"]} for k in programs}
     accuracy: dict[str, dict[str, float]] = {}

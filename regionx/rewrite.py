@@ -1700,6 +1700,30 @@ def _diff(before: str, after: str, path: str, out_path: str | None) -> str:
         fromfile=path, tofile=out_path or path))
 
 
+def _emit(text: str, res: StageResult, path: str, out: str | None, in_place: bool, diff: bool, region_id: str,
+          companions: dict[str, str]) -> StageResult:
+    """Write a rewrite's or revert's new text (atomically) where `out`/`in_place` say, the
+    `companions` (artifact key -> file: the generated module, its weights) copied beside it; add
+    the diff on request. The artifacts reported are what was written."""
+    new_text: str = res.data["text"]
+    out_path = _output_path(path, out, in_place)
+    data = dict(res.data)
+    artifacts: dict[str, str] = {}
+    if diff:
+        data["diff"] = _diff(text, new_text, path, out_path)
+    if out_path is not None:
+        out_dir = os.path.dirname(os.path.abspath(out_path))
+        try:
+            for key, source in companions.items():
+                artifacts[key] = os.path.join(out_dir, os.path.basename(source))
+                atomic_copy(source, artifacts[key])
+            atomic_write_text(out_path, new_text)
+        except OSError as exc:
+            return StageResult(status="failed", region_id=region_id, diagnostics=(make("RX007", out_path, detail=str(exc)),))
+        artifacts["patched"] = out_path  # the key the CLI reports as "wrote <path>"
+    return StageResult(status="ok", region_id=region_id, artifacts=artifacts, data=data)
+
+
 def rewrite_file(path: str, region_selector: str | None, artifact_dir: str, *, out: str | None = None,
                  in_place: bool = False, diff: bool = False, force: bool = False,
                  hoist: bool = True) -> StageResult:
@@ -1761,27 +1785,9 @@ def rewrite_file(path: str, region_selector: str | None, artifact_dir: str, *, o
     res = rewrite_source(text, path, region, manifest, module_name=module_name, force=force, hoist=hoist)
     if not res.ok:
         return res
-    new_text: str = res.data["text"]
-    out_path = _output_path(path, out, in_place)
-    data = dict(res.data)
-    artifacts: dict[str, str] = {}
-    if diff:
-        data["diff"] = _diff(text, new_text, path, out_path)
-    if out_path is not None:
-        try:
-            out_dir = os.path.dirname(os.path.abspath(out_path))
-            atomic_copy(module_file, os.path.join(out_dir, manifest.module))
-            artifacts["module"] = os.path.join(out_dir, manifest.module)
-            weights = os.path.join(art_dir, "weights.npz")
-            if os.path.isfile(weights):
-                atomic_copy(weights, os.path.join(out_dir, "weights.npz"))
-                artifacts["weights"] = os.path.join(out_dir, "weights.npz")
-            atomic_write_text(out_path, new_text)
-            artifacts["patched"] = out_path
-        except OSError as exc:
-            return StageResult(status="failed", region_id=region.id,
-                               diagnostics=(make("RX007", out_path, detail=str(exc)),))
-    return StageResult(status="ok", region_id=region.id, artifacts=artifacts, data=data)
+    weights = os.path.join(art_dir, "weights.npz")
+    companions = {"module": module_file, **({"weights": weights} if os.path.isfile(weights) else {})}
+    return _emit(text, res, path, out, in_place, diff, region.id, companions)
 
 
 def revert_file(path: str, *, region: str | None = None, out: str | None = None, in_place: bool = False,
@@ -1793,16 +1799,4 @@ def revert_file(path: str, *, region: str | None = None, out: str | None = None,
     res = revert_source(text, path, only=region)
     if not res.ok:
         return res
-    new_text: str = res.data["text"]
-    out_path = _output_path(path, out, in_place)
-    data = dict(res.data)
-    artifacts: dict[str, str] = {}
-    if diff:
-        data["diff"] = _diff(text, new_text, path, out_path)
-    if out_path is not None:
-        try:
-            atomic_write_text(out_path, new_text)
-        except OSError as exc:
-            return StageResult(status="failed", diagnostics=(make("RX007", out_path, detail=str(exc)),))
-        artifacts["patched"] = out_path  # the key the CLI reports as "wrote <path>"
-    return StageResult(status="ok", region_id=region or "", artifacts=artifacts, data=data)
+    return _emit(text, res, path, out, in_place, diff, region or "", {})

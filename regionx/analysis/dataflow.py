@@ -139,48 +139,43 @@ def solve(scope: Scope, exit_uses: set[str]) -> Dataflow:
                     first_site, var_sites, pred)
 
 
-def _liveness(n: int, succ: list[list[int]], pred: list[list[int]], gen: list[int], kill: list[int]) -> tuple[list[int], list[int]]:
-    live_in = [0] * n
-    live_out = [0] * n
-    work = deque(range(n - 1, -1, -1))  # reverse source order converges fast for a backward problem
-    queued = [True] * n
-    while work:
-        node = work.popleft()
-        queued[node] = False
-        out = 0
-        for s in succ[node]:
-            out |= live_in[s]
-        live_out[node] = out
-        new_in = gen[node] | (out & ~kill[node])
-        if new_in != live_in[node]:
-            live_in[node] = new_in
-            for p in pred[node]:
-                if not queued[p]:
-                    queued[p] = True
-                    work.append(p)
-    return live_in, live_out
+def _fixpoint(n: int, sources: list[list[int]], targets: list[list[int]], gen: list[int], kill: list[int],
+              order: range) -> tuple[list[int], list[int]]:
+    """A bit-vector worklist solver: value[v] = gen[v] | (OR of value[u] for u in sources[v]) & ~kill[v].
 
-
-def _reaching(n: int, succ: list[list[int]], pred: list[list[int]], gen: list[int], kill: list[int]) -> tuple[list[int], list[int]]:
-    reach_in = [0] * n
-    reach_out = list(gen)
-    work = deque(range(n))
+    Returns (joined, value): per node, the OR over its sources, and its own value. Backward problems
+    pass successors as sources; forward ones predecessors.
+    """
+    joined = [0] * n
+    value = [0] * n
+    work = deque(order)
     queued = [True] * n
     while work:
         node = work.popleft()
         queued[node] = False
         acc = 0
-        for p in pred[node]:
-            acc |= reach_out[p]
-        reach_in[node] = acc
-        new_out = gen[node] | (acc & ~kill[node])
-        if new_out != reach_out[node]:
-            reach_out[node] = new_out
-            for s in succ[node]:
-                if not queued[s]:
-                    queued[s] = True
-                    work.append(s)
-    return reach_in, reach_out
+        for u in sources[node]:
+            acc |= value[u]
+        joined[node] = acc
+        new = gen[node] | (acc & ~kill[node])
+        if new != value[node]:
+            value[node] = new
+            for t in targets[node]:
+                if not queued[t]:
+                    queued[t] = True
+                    work.append(t)
+    return joined, value
+
+
+def _liveness(n: int, succ: list[list[int]], pred: list[list[int]], gen: list[int], kill: list[int]) -> tuple[list[int], list[int]]:
+    """(live_in, live_out) per node; reverse source order converges fast for a backward problem."""
+    live_out, live_in = _fixpoint(n, succ, pred, gen, kill, range(n - 1, -1, -1))
+    return live_in, live_out
+
+
+def _reaching(n: int, succ: list[list[int]], pred: list[list[int]], gen: list[int], kill: list[int]) -> tuple[list[int], list[int]]:
+    """(reach_in, reach_out) per node: the definitions reaching its entry and its exit."""
+    return _fixpoint(n, pred, succ, gen, kill, range(n))
 
 
 __all__ = ["Dataflow", "ENTRY", "EXIT", "solve"]
