@@ -6,14 +6,15 @@ so that `import regionx.api` stays cheap.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from regionx.analysis import analyze_file, find_region
 from regionx.diagnostics import Diagnostic, make
-from regionx.types import CheckReport, FileAnalysis, Region, StageResult
+from regionx.types import CheckReport, Dataset, FileAnalysis, Region, StageResult
 
 
 @dataclass(frozen=True)
@@ -162,6 +163,45 @@ def sample_info(data_path: str) -> StageResult:
 # --------------------------------------------------------------------------- train
 
 
+# Dataset rows the exact code is re-timed on beside each trained topology (sampling times up to 300).
+RETIME_ROWS = 300
+
+
+@contextlib.contextmanager
+def exact_timer_for(dataset: Dataset, text: str | None = None, path: str | None = None,
+                    region: Region | None = None) -> Iterator[Callable[[], float] | None]:
+    """A timer of the exact region behind `dataset` (regionx.sample.exact_timer), for training to
+    re-time the exact code beside each surrogate; None when it cannot be had: the source file is
+    gone, or the region changed since sampling (its sha256), or its code fails to load.
+
+    `text`/`path`/`region` are the source and region when the caller has them (compile); else
+    they are found from the dataset's source path and region id (`regionx train DATA.npz`).
+    """
+    from regionx.analysis import analyze_source, region_sha256
+    from regionx.sample import ExactLoadError, argument_rows, exact_harness, exact_timer
+
+    meta = dataset.meta
+    if text is None or path is None or region is None:
+        path = meta.source_path
+        try:
+            with open(path, encoding="utf-8") as handle:
+                text = handle.read()
+        except (OSError, UnicodeDecodeError):
+            yield None
+            return
+        region = find_region(analyze_source(text, path), meta.region_id)
+    if region is None or region_sha256(text, region) != meta.source_sha256:
+        yield None
+        return
+    with contextlib.ExitStack() as stack:
+        try:
+            harness = stack.enter_context(exact_harness(text, path, region))
+            timer: Callable[[], float] | None = exact_timer(harness, argument_rows(dataset.X[:RETIME_ROWS], meta))
+        except ExactLoadError:
+            timer = None
+        yield timer
+
+
 def train(data_path: str, *, out: str | None = None, topologies: str | None = None, tolerance: float | None = None,
           metric: str | None = None, target: float = 0.99, epochs: int = 200, seed: int = 0,
           executor: str | None = None, progress: ProgressFn | None = None) -> StageResult:
@@ -186,8 +226,9 @@ def train(data_path: str, *, out: str | None = None, topologies: str | None = No
 
         pool = make_executor(executor)
     try:
-        return train_dataset(dataset, out_dir, topologies=grid, tolerance=tolerance, metric=metric, target=target,
-                             epochs=epochs, seed=seed, executor=pool, progress=progress)
+        with exact_timer_for(dataset) as timer:
+            return train_dataset(dataset, out_dir, topologies=grid, tolerance=tolerance, metric=metric, target=target,
+                                 epochs=epochs, seed=seed, executor=pool, progress=progress, exact_timer=timer)
     finally:
         if pool is not None:
             pool.shutdown()
@@ -273,9 +314,10 @@ def compile_file(path: str, selectors: Sequence[str] = (), *, out_dir: str | Non
         hoisted_lines = hoistable_loops(original, region)
         select_by = "batch" if hoisted_lines else "call"
         summary.update(select_by=select_by, hoistable_loops=hoisted_lines)
-        trained_result = train_dataset(dataset, region_dir, topologies=grid, target=target, tolerance=tolerance, metric=metric,
-                                       epochs=epochs or COMPILE_EPOCHS, seed=region_seed, progress=train_step,
-                                       select_by=select_by)
+        with exact_timer_for(dataset, original, path, region) as timer:
+            trained_result = train_dataset(dataset, region_dir, topologies=grid, target=target, tolerance=tolerance,
+                                           metric=metric, epochs=epochs or COMPILE_EPOCHS, seed=region_seed,
+                                           progress=train_step, select_by=select_by, exact_timer=timer)
         data = {**summary, **trained_result.data}
         if not trained_result.ok:
             results.append(replace(trained_result, region_id=region.id, data={**data, "verdict": "no topology met the target"}))

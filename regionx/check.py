@@ -205,25 +205,13 @@ def exact_outputs(text: str, path: str, region: Region, manifest: Manifest, rows
     (Y (n, d_out), ok-mask (n,), problem): rows where the exact code raised, timed out or gave
     non-finite values are masked out, as sampling drops them from a training set.
     """
-    import sys
+    from regionx.sample import ExactLoadError, call_rows, exact_harness
 
-    from regionx.extract import extract_region
-    from regionx.sample import call_rows, exec_module
-
-    extracted = extract_region(text, path, region)
-    if not extracted.ok:
-        detail = "; ".join(d.message for d in extracted.diagnostics) or "extraction failed"
-        return None, None, f"cannot extract the exact code: {detail}"
-    source: str = extracted.data["harness"]
-    name = f"regionx_check_harness_{abs(hash((path, region.id, source))):x}"
     try:
-        module = exec_module(source, name, f"<regionx harness of {region.id}>", (os.path.dirname(os.path.abspath(path)),))
-    except Exception as exc:  # the user's module-level code failed
-        return None, None, f"cannot load the exact code: {type(exc).__name__}: {exc}"
-    try:
-        results = call_rows(module.region, rows, len(manifest.outputs), timeout)
-    finally:
-        sys.modules.pop(name, None)
+        with exact_harness(text, path, region) as harness:
+            results = call_rows(harness.region, rows, len(manifest.outputs), timeout)
+    except ExactLoadError as exc:
+        return None, None, str(exc)
     d_out = sum(v.size for v in manifest.outputs)
     Y = np.full((len(rows), d_out), np.nan)
     ok = np.zeros(len(rows), dtype=bool)

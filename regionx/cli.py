@@ -262,7 +262,7 @@ def _compile_table(results: Sequence[StageResult]) -> Table:
         table.add_row(
             r.region_id, f"{', '.join(d.get('inputs', []))} -> {', '.join(d.get('outputs', []))}", str(d.get("samples", "-")),
             chosen.get("label", "-"), view.get("accuracy", "-"),
-            _fmt_time(d.get("exact_time_per_call")), _fmt_time(view.get("per_call")),
+            _fmt_time(chosen.get("exact_time_per_call", d.get("exact_time_per_call"))), _fmt_time(view.get("per_call")),
             _fmt_time(view.get("per_elem")), speed, d.get("verdict", r.status),
         )
     return table

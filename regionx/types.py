@@ -287,7 +287,7 @@ class TopologyResult:
     accuracy: float  # fraction of test points within tolerance
     time_per_call: float  # seconds, compiled surrogate, one scalar call
     time_per_element: float  # seconds, compiled surrogate, per row of a batch
-    exact_time_per_call: float  # seconds, the exact region (from the dataset)
+    exact_time_per_call: float  # seconds, the exact region: re-timed beside this row when train had an exact_timer, else the dataset's
     meets_target: bool
     # With an `accept` predicate (regionx.accept): the share of test rows it accepts, the effective
     # accuracy (a rejected row is answered by the exact code, so it counts as good), and the

@@ -92,6 +92,8 @@ def test_compile_writes_artifacts_and_summary(compiled: tuple[Path, Path, dict])
         assert (out / "bump" / name).is_file(), name
     assert (out / "app.py").is_file()
     assert app.read_text() == APP  # the user's file is untouched
+    # compile re-timed the exact code beside every topology (not only while sampling)
+    assert json.loads((out / "bump" / "report.json").read_text())["exact_timing"] == "interleaved"
 
 
 def test_patched_program_matches_within_tolerance_without_tensorflow(compiled: tuple[Path, Path, dict]) -> None:

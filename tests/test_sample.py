@@ -544,3 +544,49 @@ def test_inputs_are_recorded_before_the_region_mutates_them(tmp_path: Path) -> N
         v, s = d.X[:, :3], d.X[:, 3:]
         assert np.allclose(d.Y[:, 1:], v * s) and np.allclose(d.Y[:, 0], (v * s).sum(axis=1))
     assert np.array_equal(data.X, standalone.X) and np.array_equal(data.Y, standalone.Y)
+
+
+# -- the exact code, re-loaded for timing beside the surrogates (train's exact_timer) --------------
+
+POLY = '''\
+# regionx: name=poly, x=uniform(0, 1), n=integers(1, 4), w=uniform(-1, 1, shape=(3,))
+def poly(x, n, w):
+    return sum(w[k] * x ** k for k in range(min(n, 3)))
+'''
+
+
+def test_argument_rows_give_back_the_calls_sampling_made(tmp_path: Path) -> None:
+    from regionx.sample import ExactLoadError, argument_rows, exact_harness, exact_timer
+
+    path, text = write_case(tmp_path, POLY, "poly.py")
+    region = function_region(text, "poly", ("x", "n", "w"))
+    result, data = sample_region(text, path, region, n=200, seed=3, executor="local:1")
+    assert data is not None, result
+    rows = argument_rows(data.X, data.meta)
+    assert all(type(r[0]) is float and type(r[1]) is int and isinstance(r[2], np.ndarray) and r[2].shape == (3,)
+               for r in rows)
+    with exact_harness(text, path, region) as harness:
+        again = np.array([harness.region(*row)[0] for row in rows])
+        np.testing.assert_array_equal(again, data.Y[:, 0])  # the very same calls: bit-identical outputs
+        timer = exact_timer(harness, rows[:50], budget=0.02)
+        assert 0 < timer() < 1e-3
+        with pytest.raises(ExactLoadError, match="fails on the dataset's rows"):
+            exact_timer(harness, [("x", "n", "w")], budget=0.02)
+
+
+def test_exact_timer_for_a_dataset_needs_the_unchanged_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from regionx.api import exact_timer_for
+
+    monkeypatch.chdir(tmp_path)
+    path, text = write_case(tmp_path, POLY, "poly.py")
+    _result, data = sample_region(text, "poly.py", function_region(text, "poly", ("x", "n", "w")), n=100, seed=0,
+                                  executor="local:1")
+    assert data is not None
+    with exact_timer_for(data) as timer:
+        assert timer is not None and timer() > 0
+    Path(path).write_text(text.replace("min(n, 3)", "min(n, 2)"), encoding="utf-8")  # the region changed
+    with exact_timer_for(data) as timer:
+        assert timer is None
+    Path(path).unlink()  # the source is gone
+    with exact_timer_for(data) as timer:
+        assert timer is None

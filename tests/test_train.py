@@ -279,3 +279,31 @@ def test_target_transform_and_batch_size_rules(tmp_path):
         assert got.dtype == np.float64
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
         np.testing.assert_allclose([mod.predict_one(*r) for r in X.tolist()], want[:, 0], rtol=1e-12, atol=1e-12)
+
+
+def test_exact_timer_retimes_the_exact_code_beside_each_topology(tmp_path):
+    """With an exact timer, every row's exact time is measured around that row's own timings (the
+    mean of the measurement before and after), and the speedups and manifest use it."""
+    readings = iter([1e-6, 3e-6, 10e-6, 30e-6])  # before/after for each of the two topologies
+    calls: list[float] = []
+
+    def timer() -> float:
+        calls.append(next(readings))
+        return calls[-1]
+
+    result = _run(tmp_path, "timed", epochs=10, exact_timer=timer)
+    assert result.status == "ok", result.diagnostics
+    assert len(calls) == 4
+    rows = result.data["rows"]
+    assert [r["exact_time_per_call"] for r in rows] == pytest.approx([2e-6, 20e-6])
+    assert rows[1]["speedup_call"] == pytest.approx(20e-6 / rows[1]["time_per_call"])
+    report = json.loads((tmp_path / "timed" / "report.json").read_text())
+    assert report["exact_timing"] == "interleaved" and report["dataset"]["exact_time_per_call"] == 5e-6
+    manifest = Manifest.from_json(json.loads((tmp_path / "timed" / "manifest.json").read_text()))
+    chosen = next(r for r in rows if r["chosen"])
+    assert manifest.topology.exact_time_per_call == pytest.approx(chosen["exact_time_per_call"])
+    assert "re-timed beside each topology" in (tmp_path / "timed" / "report.md").read_text()
+    # Without one, the dataset's own time (from sampling) is used, and the report says so.
+    plain = _run(tmp_path, "plain", epochs=3)
+    assert all(r["exact_time_per_call"] == 5e-6 for r in plain.data["rows"])
+    assert json.loads((tmp_path / "plain" / "report.json").read_text())["exact_timing"] == "sampling"
