@@ -10,19 +10,13 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import sysconfig
+import sys
 import traceback
 
 from regionx.analysis import analyze_file
 
-
-def stdlib_files() -> list[str]:
-    root = sysconfig.get_paths()["stdlib"]
-    out: list[str] = []
-    for directory, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if d not in ("site-packages", "dist-packages"))
-        out.extend(os.path.join(directory, f) for f in sorted(files) if f.endswith(".py"))
-    return out
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from benchmarks.analyze_speed import stdlib_files  # noqa: E402  (the benchmark times the same files)
 
 
 def check(path: str) -> tuple[str, str | None]:
