@@ -424,52 +424,40 @@ class Builder:
         return out + previous
 
     def _FunctionDef(self, item: cst.FunctionDef, preds: list[int]) -> list[int]:
-        line, col, end = self.positions.get(item, (0, 1, 0))
-        facts = _expr_facts([d.decorator for d in item.decorators] + param_defaults(item.params), line)
-        name = item.name.value
-        parent = self.scope
-        child = self.built.get(item)
-        if child is None:
-            qual = name if parent.kind == "module" else f"{parent.qualname}.{name}"
-            child = Scope("function", name, qual, item, parent, pos=(line, col, end))
-            child.params = param_names(item.params)
-            child.is_async = item.asynchronous is not None
-            parent.children.append(child)
-            parent.defs.setdefault(name, []).append(child)
-            Builder(child, self.positions).build_scope(suite_items(item.body))
-            self.built[item] = child
-        if parent.kind == "class":
-            parent.passthrough |= child.free  # methods do not see class-level names
-        else:
-            for free_name in sorted(child.free):
-                facts.use(free_name)  # a closure reads its free variables at the def point
-        facts.bind(name)
-        node = self.new("def", line, facts)
-        self.connect(preds, node)
-        return [node]
+        return self._definition(item, [d.decorator for d in item.decorators] + param_defaults(item.params), preds)
 
     def _ClassDef(self, item: cst.ClassDef, preds: list[int]) -> list[int]:
-        line, col, end = self.positions.get(item, (0, 1, 0))
         exprs: list[cst.CSTNode | None] = [d.decorator for d in item.decorators]
         exprs += [a.value for a in item.bases] + [k.value for k in item.keywords]
+        return self._definition(item, exprs, preds)
+
+    def _definition(self, item: cst.FunctionDef | cst.ClassDef, exprs: Sequence[cst.CSTNode | None],
+                    preds: list[int]) -> list[int]:
+        """A def or class statement: evaluates `exprs` (decorators, defaults / bases), binds the
+        name, and builds the nested scope (once per node) whose free names it reads."""
+        is_function = isinstance(item, cst.FunctionDef)
+        line, col, end = self.positions.get(item, (0, 1, 0))
         facts = _expr_facts(exprs, line)
         name = item.name.value
         parent = self.scope
         child = self.built.get(item)
         if child is None:
             qual = name if parent.kind == "module" else f"{parent.qualname}.{name}"
-            child = Scope("class", name, qual, item, parent, pos=(line, col, end))
+            child = Scope("function" if is_function else "class", name, qual, item, parent, pos=(line, col, end))
+            if isinstance(item, cst.FunctionDef):
+                child.params = param_names(item.params)
+                child.is_async = item.asynchronous is not None
             parent.children.append(child)
             parent.defs.setdefault(name, []).append(child)
             Builder(child, self.positions).build_scope(suite_items(item.body))
             self.built[item] = child
         if parent.kind == "class":
-            parent.passthrough |= child.free
+            parent.passthrough |= child.free  # methods and nested classes do not see class-level names
         else:
             for free_name in sorted(child.free):
-                facts.use(free_name)  # the class body runs now
+                facts.use(free_name)  # a closure reads its free variables at the def point; a class body runs now
         facts.bind(name)
-        node = self.new("class", line, facts)
+        node = self.new("def" if is_function else "class", line, facts)
         self.connect(preds, node)
         return [node]
 
