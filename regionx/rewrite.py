@@ -564,25 +564,17 @@ def _check_map_loop(loop: cst.For, call: cst.Call, fname: str, region: Region) -
     # where the result goes: out[i] = ..., out[i] += ..., res.append(...)
     mutated: set[str] = set()
     value: cst.BaseExpression
-    if isinstance(stmt, cst.Assign):
-        for t in stmt.targets:
-            if not isinstance(t.target, (cst.Subscript, cst.Attribute)):
-                return None, f"assigns the variable {_code(t.target)} (a value carried between iterations)"
-            base = _base_name(t.target.value)
+    if isinstance(stmt, (cst.Assign, cst.AugAssign)):
+        store_parts: list[cst.CSTNode] = [t.target for t in stmt.targets] if isinstance(stmt, cst.Assign) else [stmt.target]
+        for target in store_parts:
+            if not isinstance(target, (cst.Subscript, cst.Attribute)):
+                return None, (f"assigns the variable {_code(target)} (a value carried between iterations)"
+                              if isinstance(stmt, cst.Assign) else f"accumulates into {_code(target)} (a loop-carried dependence)")
+            base = _base_name(target.value)
             if base is None:
                 return None, "store target is not rooted at a name"
             mutated.add(base)
         value = stmt.value
-        store_parts: list[cst.CSTNode] = [t.target for t in stmt.targets]
-    elif isinstance(stmt, cst.AugAssign):
-        if not isinstance(stmt.target, (cst.Subscript, cst.Attribute)):
-            return None, f"accumulates into {_code(stmt.target)} (a loop-carried dependence)"
-        base = _base_name(stmt.target.value)
-        if base is None:
-            return None, "store target is not rooted at a name"
-        mutated.add(base)
-        value = stmt.value
-        store_parts = [stmt.target]
     elif (isinstance(stmt, cst.Expr) and isinstance(stmt.value, cst.Call)
           and isinstance(stmt.value.func, cst.Attribute) and stmt.value.func.attr.value == "append"
           and isinstance(stmt.value.func.value, cst.Name) and len(stmt.value.args) == 1

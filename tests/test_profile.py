@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import textwrap
 from pathlib import Path
@@ -11,39 +10,17 @@ import pytest
 
 import regionx.profile as profile_mod
 from regionx.profile import default_paths, profile_command, table_rows, time_shares
-from regionx.types import FileAnalysis, Region
+from regionx.types import FileAnalysis
+
+from ast_regions import make_region, simple_regions  # noqa: E402  (tests/ is on sys.path under pytest)
 
 ROOT = Path(__file__).resolve().parent.parent
 HOT_APP = "fixtures/hot_app.py"
 
 
-def _region(id: str, kind: str, qualname: str, start: int, end: int, inputs: tuple[str, ...] = ()) -> Region:
-    return Region(id=id, name=id, kind=kind, qualname=qualname, start_line=start, end_line=end, col=1,  # type: ignore[arg-type]
-                  annotated=False, inputs=inputs, outputs=(), internals=(), globals=(), calls=(), replaceable=True)
-
-
 def ast_analyzer(path: str) -> FileAnalysis:
     """Function and loop regions found with ast: a stand-in for regionx.analysis.analyze_file."""
-    text = Path(path).read_text()
-    regions: list[Region] = []
-
-    def walk(node: ast.AST, scope: list[str]) -> None:
-        for child in ast.iter_child_nodes(node):
-            if isinstance(child, ast.FunctionDef):
-                qual = ".".join([*scope, child.name])
-                start = min([child.lineno, *[d.lineno for d in child.decorator_list]])
-                regions.append(_region(qual, "function", qual, start, child.end_lineno or start, tuple(a.arg for a in child.args.args)))
-                walk(child, [*scope, child.name])
-            elif isinstance(child, (ast.For, ast.While)):
-                qual = ".".join(scope) or "<module>"
-                kind = "for" if isinstance(child, ast.For) else "while"
-                regions.append(_region(f"{qual}:{kind}@{child.lineno}", "loop", qual, child.lineno, child.end_lineno or child.lineno))
-                walk(child, scope)
-            else:
-                walk(child, scope)
-
-    walk(ast.parse(text), [])
-    return FileAnalysis(path=path, regions=tuple(regions))
+    return FileAnalysis(path=path, regions=simple_regions(Path(path).read_text()))
 
 
 def _sha(path: Path) -> str:
@@ -173,7 +150,7 @@ def test_time_shares(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 def test_table_rows_of_records() -> None:
-    regions = (_region("a", "function", "a", 1, 5), _region("b", "loop", "a", 2, 4), _region("never", "function", "never", 7, 8))
+    regions = (make_region("a", "function", "a", 1, 5), make_region("b", "loop", "a", 2, 4), make_region("never", "function", "never", 7, 8))
     records = {"a": {"calls": 2, "inclusive": 1.0, "exclusive": 0.25}, "b": {"calls": 2, "inclusive": 0.75, "exclusive": 0.75}}
     rows = table_rows({"f.py": regions}, records, total=2.0)
     assert [r["region"] for r in rows] == ["b", "a", "never"]
