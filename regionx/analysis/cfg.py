@@ -22,7 +22,7 @@ import libcst as cst
 import networkx as nx
 
 from regionx.analysis.names import (
-    ExprWalker, Facts, bind_target, import_binding, module_name, param_defaults, param_names,
+    ELEMENT, ExprWalker, Facts, bind_target, import_binding, module_name, param_defaults, param_names,
     pattern_facts, small_statement_facts, comprehension_sources,
 )
 from regionx.analysis.source import Pos, suite_items
@@ -327,7 +327,7 @@ class Builder:
         header = self.new("for", line)
         self.graph.add_edge(start, header)
         target_facts = Facts(line)
-        bind_target(item.target, target_facts, ExprWalker(target_facts))
+        bind_target(item.target, target_facts, ExprWalker(target_facts), item.iter, ELEMENT)
         target = self.new("for-target", line, target_facts)
         self.graph.add_edge(header, target)
         frame = _LoopFrame(header, [], len(self.finally_frames))
@@ -355,7 +355,7 @@ class Builder:
         for with_item in item.items:
             walker.walk(with_item.item)
             if with_item.asname is not None:
-                bind_target(with_item.asname.name, facts, walker)
+                bind_target(with_item.asname.name, facts, walker, with_item.item)  # __enter__ often returns self
         if item.asynchronous is not None:
             facts.awaits = True
         node = self.new("with", line, facts)
@@ -378,7 +378,7 @@ class Builder:
             hline = self.line(handler) or line
             facts = _expr_facts([handler.type], hline)
             if handler.name is not None:
-                bind_target(handler.name.name, facts, ExprWalker(facts))
+                bind_target(handler.name.name, facts, ExprWalker(facts), fresh=True)
             head = self.new("except", hline, facts)
             self.connect(raisers, head)
             handler_out += self.block(suite_items(handler.body), [head])

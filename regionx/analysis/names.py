@@ -57,17 +57,35 @@ class CallSite:
     line: int
     root: str | None = None  # a method call on a computed object (d.setdefault(k, []).append): its root name
     method: str | None = None  # ... and the method called
+    node: cst.Call | None = dataclasses.field(default=None, compare=False, hash=False)  # the call itself (alias analysis)
 
     @property
     def dotted(self) -> str:
         return ".".join(self.parts)
 
 
+# Where a bound name's object may come from: (expression, level shifts applied to its objects).
+# The expression None means "cannot tell" (a lambda parameter, a match capture). A shift of -1
+# is "an element or part of" (subscript, attribute, iteration, unpacking), +1 "a container
+# holding" (a list display). See regionx/analysis/alias.py.
+Source = tuple["cst.BaseExpression | None", tuple[int, ...]]
+ELEMENT: tuple[int, ...] = (-1,)
+
+
+@dataclasses.dataclass(frozen=True)
+class Mutated:
+    """An object changed in place: `expr`'s object (x for x[i] = v, x.append(v), np.copyto(x, v))."""
+
+    expr: cst.BaseExpression
+    line: int
+    augmented: bool = False  # `x += v` on a plain name: in place only when x holds an array
+
+
 class Facts:
     """What one CFG node reads, binds, mutates and calls (each field one set or list)."""
 
     __slots__ = ("uses", "defs", "mods", "resize", "calls", "comp_vars", "comp_sources",
-                 "yields", "awaits", "dels", "line")
+                 "yields", "awaits", "dels", "line", "sources", "mutated", "comp_env", "operators")
 
     def __init__(self, line: int = 0) -> None:
         self.uses: list[str] = []  # names read before this node binds them, in order (may repeat)
@@ -81,13 +99,20 @@ class Facts:
         self.awaits = False  # an await expression (or async for/with)
         self.dels: set[str] = set()  # names unbound by `del`
         self.line = line
+        self.sources: dict[str, list[Source]] = {}  # bound name -> where its object may come from (absent: fresh)
+        self.mutated: list[Mutated] = []  # objects changed in place here, as expressions
+        self.comp_env: dict[str, list[Source]] = {}  # comprehension/lambda variable -> what it iterates over
+        self.operators: set[str] = set()  # operator node types evaluated here ("Add", "Subscript" ...): dunder calls
 
     def use(self, name: str) -> None:
         if name not in self.defs and name not in KEYWORD_NAMES:
             self.uses.append(name)
 
-    def bind(self, name: str) -> None:
+    def bind(self, name: str, source: Source | None = None) -> None:
+        """Bind `name`; `source` says where its object may come from (None: a fresh object)."""
         self.defs.add(name)
+        if source is not None:
+            self.sources.setdefault(name, []).append(source)
 
     def merge_nested(self, inner: "Facts", bound: set[str]) -> None:
         """Fold a nested scope's facts (lambda/comprehension body) in: its free names are reads here."""
@@ -100,6 +125,12 @@ class Facts:
                 self.use(name)
         self.resize |= inner.resize - bound
         self.calls.extend(inner.calls)
+        self.mutated.extend(inner.mutated)  # may name comprehension variables: comp_env resolves them
+        for name, sources in inner.comp_env.items():
+            self.comp_env.setdefault(name, []).extend(sources)
+        for name, sources in inner.sources.items():  # walrus targets
+            self.sources.setdefault(name, []).extend(sources)
+        self.operators |= inner.operators
         self.comp_vars |= bound | inner.comp_vars
         self.defs |= inner.defs  # walrus targets inside a comprehension bind in this scope
         self.yields = self.yields or inner.yields
@@ -133,6 +164,25 @@ def target_names(node: cst.BaseExpression) -> list[str]:
     return out
 
 
+def target_shifts(node: cst.BaseExpression, shifts: tuple[int, ...]) -> list[tuple[str, tuple[int, ...]]]:
+    """(name, shifts) for each name an assignment target binds, when the whole target is bound to
+    an object reached by `shifts`: unpacking takes an element (-1) per level; a starred name is a
+    new list holding elements (-1, +1)."""
+    out: list[tuple[str, tuple[int, ...]]] = []
+    stack: list[tuple[Any, tuple[int, ...]]] = [(node, shifts)]
+    while stack:
+        item, at = stack.pop()
+        if isinstance(item, cst.Name):
+            out.append((item.value, at))
+        elif isinstance(item, (cst.Tuple, cst.List)):
+            stack.extend((el.value if isinstance(el, cst.StarredElement) else el, at + ELEMENT) for el in item.elements)
+        elif isinstance(item, cst.StarredElement):
+            stack.append((item.value, at + (1,)))
+        elif isinstance(item, cst.Element):
+            stack.append((item.value, at))
+    return out
+
+
 class ExprWalker:
     """Records the reads, walrus binds, calls and nested-scope free names of expressions into Facts."""
 
@@ -149,8 +199,8 @@ class ExprWalker:
             node = stack.pop()
             if node is None:
                 continue
-            if isinstance(node, tuple):  # ("bind", name) marker: a walrus target, bound after its value
-                facts.bind(node[1])
+            if isinstance(node, tuple):  # ("bind", name, value) marker: a walrus target, bound after its value
+                facts.bind(node[1], (node[2], ()))
                 continue
             kind = type(node)
             if kind is cst.Name:
@@ -163,7 +213,7 @@ class ExprWalker:
                 stack.append(node.value)
             elif kind is cst.NamedExpr:
                 if isinstance(node.target, cst.Name):
-                    stack.append(("bind", node.target.value))
+                    stack.append(("bind", node.target.value, node.value))
                 stack.append(node.value)
             elif kind is cst.Lambda:
                 self._lambda(node, stack)
@@ -178,6 +228,10 @@ class ExprWalker:
             elif kind in (cst.Integer, cst.Float, cst.Imaginary, cst.SimpleString, cst.Ellipsis):
                 continue
             else:
+                if kind is cst.BinaryOperation or kind is cst.UnaryOperation:
+                    facts.operators.add(type(node.operator).__name__)
+                elif kind is cst.Subscript:
+                    facts.operators.add("Subscript")
                 children: list[Any] = []
                 for field in _code_fields(kind):
                     value = getattr(node, field)
@@ -191,10 +245,11 @@ class ExprWalker:
         parts = dotted_parts(node.func)
         func = node.func
         if not parts and isinstance(func, cst.Attribute):
-            self.facts.calls.append(CallSite(parts, self.facts.line, _root_name(func.value), func.attr.value))
+            self.facts.calls.append(CallSite(parts, self.facts.line, _root_name(func.value), func.attr.value, node=node))
         else:
-            self.facts.calls.append(CallSite(parts, self.facts.line))
+            self.facts.calls.append(CallSite(parts, self.facts.line, node=node))
         if isinstance(func, cst.Attribute) and func.attr.value in MUTATING_METHODS:
+            self.facts.mutated.append(Mutated(func.value, self.facts.line))
             root = _root_name(func.value)
             if root is not None:
                 self.facts.mods.add(root)
@@ -208,6 +263,8 @@ class ExprWalker:
         params = node.params
         bound = set(param_names(params))
         inner = Facts(self.facts.line)
+        for name in bound:
+            inner.comp_env[name] = [(None, ())]  # a lambda's parameters: whatever it is called with
         ExprWalker(inner).walk(node.body)
         self.facts.merge_nested(inner, bound)
         # defaults are evaluated here, in the enclosing scope
@@ -223,6 +280,8 @@ class ExprWalker:
             if comp is not first:
                 walker.walk(comp.iter)
             bound.update(target_names(comp.target))
+            for name, shifts in target_shifts(comp.target, ELEMENT):
+                inner.comp_env.setdefault(name, []).append((comp.iter, shifts))
             for cond in comp.ifs:
                 walker.walk(cond.test)
             comp = comp.inner_for_in
@@ -277,8 +336,14 @@ def comprehension_sources(value: cst.BaseExpression) -> set[str] | None:
     return set(facts.uses)
 
 
-def bind_target(target: cst.BaseExpression, facts: Facts, walker: ExprWalker) -> None:
-    """Record an assignment to `target`: names are bound, subscripts/attributes mutate their root."""
+def bind_target(target: cst.BaseExpression, facts: Facts, walker: ExprWalker,
+                value: cst.BaseExpression | None = None, shifts: tuple[int, ...] = (), fresh: bool = False) -> None:
+    """Record an assignment of `value` (reached by `shifts`) to `target`: names are bound (with
+    where their object may come from), subscripts/attributes mutate their root. `value` None
+    with `fresh` False means the object's origin is unknown."""
+    if not fresh:
+        for name, at in target_shifts(target, shifts):
+            facts.sources.setdefault(name, []).append((value, at))
     stack: list[Any] = [target]
     while stack:
         node = stack.pop()
@@ -302,6 +367,8 @@ def mutate(node: cst.BaseExpression, facts: Facts, walker: ExprWalker, resize: b
             for element in inner.slice:
                 walker.walk(element.slice)
         inner = inner.value
+    if isinstance(node, (cst.Attribute, cst.Subscript)):
+        facts.mutated.append(Mutated(node.value, facts.line))
     if isinstance(inner, cst.Name):
         facts.use(inner.value)
         facts.mods.add(inner.value)
@@ -319,7 +386,7 @@ def small_statement_facts(stmt: cst.BaseSmallStatement, line: int) -> Facts:
         walker.walk(stmt.value)
         sources = comprehension_sources(stmt.value)
         for t in stmt.targets:
-            bind_target(t.target, facts, walker)
+            bind_target(t.target, facts, walker, stmt.value)
             if sources is not None and isinstance(t.target, cst.Name):
                 facts.comp_sources[t.target.value] = sources
     elif isinstance(stmt, cst.AugAssign):
@@ -327,14 +394,15 @@ def small_statement_facts(stmt: cst.BaseSmallStatement, line: int) -> Facts:
         if isinstance(target, cst.Name):
             facts.use(target.value)
             walker.walk(stmt.value)
-            facts.bind(target.value)
+            facts.bind(target.value, (target, ()))  # in place on an array or list: the same object
+            facts.mutated.append(Mutated(target, facts.line, augmented=True))
         else:
             walker.walk(stmt.value)
             mutate(target, facts, walker)
     elif isinstance(stmt, cst.AnnAssign):
         if stmt.value is not None:
             walker.walk(stmt.value)
-            bind_target(stmt.target, facts, walker)
+            bind_target(stmt.target, facts, walker, stmt.value)
             sources = comprehension_sources(stmt.value)
             if sources is not None and isinstance(stmt.target, cst.Name):
                 facts.comp_sources[stmt.target.value] = sources
@@ -443,7 +511,7 @@ def pattern_facts(case: cst.MatchCase, line: int) -> Facts:
         elif isinstance(node, cst.CSTNode):
             walker.walk(node)
     for name in captures:
-        facts.bind(name)
+        facts.bind(name, (None, ()))  # part of the subject, or a new object: not resolved
     if case.guard is not None:
         walker.walk(case.guard)
     return facts

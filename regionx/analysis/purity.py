@@ -14,6 +14,7 @@ from typing import Iterable, Literal
 
 import networkx as nx
 
+from regionx.analysis.alias import mutating_positions
 from regionx.analysis.cfg import Scope
 from regionx.analysis.names import MUTATING_METHODS, CallSite
 from regionx.analysis.resolve import resolve
@@ -93,6 +94,8 @@ class Classified:
 
 def classify_path(full: str) -> Verdict:
     """Verdict for an imported dotted path such as "numpy.sqrt" or "random.uniform"."""
+    if mutating_positions(full) is not None and not full.startswith(RANDOM_PREFIXES):
+        return "mutation"  # np.copyto, heapq.heappush ...: the write is tracked by regionx.analysis.alias
     if full.startswith(RANDOM_PREFIXES) and not full.startswith("time.struct_time"):
         return "random"
     if full.startswith(PURE_MODULES):
@@ -106,8 +109,45 @@ def classify_path(full: str) -> Verdict:
     return "impure"
 
 
-def classify(scope: Scope, site: CallSite) -> Classified:
-    """Classify one call made in `scope`."""
+# operator node type (names.Facts.operators) -> the dunder stems it may call on a module class
+_OPERATOR_DUNDERS = {
+    "Add": "add", "Subtract": "sub", "Multiply": "mul", "Divide": "truediv", "FloorDivide": "floordiv",
+    "Modulo": "mod", "Power": "pow", "MatrixMultiply": "matmul", "BitAnd": "and", "BitOr": "or",
+    "BitXor": "xor", "LeftShift": "lshift", "RightShift": "rshift",
+}
+_UNARY_DUNDERS = {"Minus": "__neg__", "Plus": "__pos__", "BitInvert": "__invert__", "Subscript": "__getitem__"}
+
+
+def dunder_names(operator: str) -> tuple[str, ...]:
+    """Methods an operator may call: `a + b` -> __add__, __radd__, __iadd__."""
+    stem = _OPERATOR_DUNDERS.get(operator)
+    if stem is not None:
+        return (f"__{stem}__", f"__r{stem}__", f"__i{stem}__")
+    single = _UNARY_DUNDERS.get(operator)
+    return (single,) if single is not None else ()
+
+
+def module_methods(scopes: Iterable[Scope]) -> dict[str, list[Scope]]:
+    """Method name -> the methods of that name defined by the module's classes."""
+    out: dict[str, list[Scope]] = {}
+    for scope in scopes:
+        if scope.kind == "function" and scope.parent is not None and scope.parent.kind == "class":
+            out.setdefault(scope.name, []).append(scope)
+    return out
+
+
+def _method_of_module(site: CallSite, method: str, methods: dict[str, list[Scope]] | None) -> Classified | None:
+    """`x.method()` on a value of unknown type, where a module class defines `method`: it may be that one."""
+    found = (methods or {}).get(method)
+    if not found:
+        return None
+    if len(found) == 1:
+        return Classified(site, "local", site.dotted or method, target=found[0])
+    return Classified(site, "impure", f"{site.dotted or method} (one of {len(found)} methods named {method!r})")
+
+
+def classify(scope: Scope, site: CallSite, methods: dict[str, list[Scope]] | None = None) -> Classified:
+    """Classify one call made in `scope`; `methods` (module_methods) lets `x.m()` reach a module class's m."""
     parts = site.parts
     if not parts:
         if site.root is not None and site.method is not None:
@@ -115,6 +155,9 @@ def classify(scope: Scope, site: CallSite) -> Classified:
             kinds = binder.bind_kinds.get(site.root, set()) if binder is not None else set()
             if {"var", "param"} & kinds:
                 written = f"{site.root}...{site.method}"
+                local = _method_of_module(site, site.method, methods)
+                if local is not None:
+                    return local
                 if site.method in MUTATING_METHODS:
                     return Classified(site, "mutation", written, root=site.root)
                 if site.method in PURE_METHODS:
@@ -150,23 +193,27 @@ def classify(scope: Scope, site: CallSite) -> Classified:
     if "class" in kinds and len(parts) == 2 and not ({"var", "param"} & kinds):
         # Cls.static_or_class_method(...) of a class of this module
         for cls in binder.defs.get(root, []):
-            methods = [s for s in cls.defs.get(method, []) if s.kind == "function"]
-            if len(methods) == 1:
-                return Classified(site, "local", written, target=methods[0])
+            found = [s for s in cls.defs.get(method, []) if s.kind == "function"]
+            if len(found) == 1:
+                return Classified(site, "local", written, target=found[0])
         return Classified(site, "impure", written)
     if {"var", "param"} & kinds:
+        if len(parts) == 2 and root in ("self", "cls") and scope.params[:1] == [root]:
+            owner = scope.parent
+            if owner is not None and owner.kind == "class":
+                own = [s for s in owner.defs.get(method, []) if s.kind == "function"]
+                if len(own) == 1:
+                    return Classified(site, "local", written, target=own[0])
+        if len(parts) == 2:
+            local = _method_of_module(site, method, methods)
+            if local is not None:
+                return local
         if method in MUTATING_METHODS:
             return Classified(site, "mutation", written, root=root)
         if method in IO_METHODS:
             return Classified(site, "io", written)
         if method in PURE_METHODS:
             return Classified(site, "pure", written)
-        if len(parts) == 2 and root in ("self", "cls") and scope.params[:1] == [root]:
-            owner = scope.parent
-            if owner is not None and owner.kind == "class":
-                methods = [s for s in owner.defs.get(method, []) if s.kind == "function"]
-                if len(methods) == 1:
-                    return Classified(site, "local", written, target=methods[0])
     return Classified(site, "impure", written)
 
 

@@ -19,9 +19,10 @@ from typing import Iterable, Sequence
 
 import libcst as cst
 
-from regionx.analysis.cfg import ENTRY, Loop, Scope, build_module
+from regionx.analysis.alias import Aliases, FullName, Hit
+from regionx.analysis.cfg import Loop, Scope, build_module
 from regionx.analysis.dataflow import Dataflow, solve
-from regionx.analysis.purity import Classified, call_graph, classify, impure_closure
+from regionx.analysis.purity import PURE_METHODS, Classified, call_graph, classify, dunder_names, impure_closure, module_methods
 from regionx.analysis.resolve import resolve
 from regionx.analysis.source import Parsed
 from regionx.diagnostics import MESSAGES, Diagnostic, make
@@ -78,24 +79,31 @@ class ModuleAnalysis:
             else:
                 exit_uses = set()
             info = _ScopeInfo(scope, solve(scope, exit_uses))
+            self.info[id(scope)] = info
+        self.methods = module_methods(self.scopes)  # method name -> the module's methods of that name
+        for scope in self.scopes:
+            info = self.info[id(scope)]
             for node in scope.nodes:
                 if node.facts.calls:
-                    info.calls[node.id] = [classify(scope, site) for site in node.facts.calls]
-            self.info[id(scope)] = info
+                    info.calls[node.id] = [classify(scope, site, self.methods) for site in node.facts.calls]
         functions = [s for s in self.scopes if s.kind == "function"]
         by_id = {id(s): s for s in functions}
+        self._by_id = by_id
+        self.aliases = Aliases({k: v.flow for k, v in self.info.items()}, FullName(PURE_METHODS, self.methods))
         self.local_reasons: dict[int, list[Reason]] = {}  # id(function) -> why it is impure on its own
         for scope in functions:
             own = self._behaviour(scope, 2, len(scope.nodes) - 1, follow_calls=False)
             own += self._function_flags(scope)
-            own += [reason("RX209", scope.pos[0], detail=f"{scope.qualname} mutates its argument {p!r}")
-                    for p in self._mutated_params(scope)]
+            own += self._alias_reasons(self.aliases.hits(scope, 2, len(scope.nodes) - 1, ()))
+            own += self._changed_defaults(scope)
             if own:
                 self.local_reasons[id(scope)] = own
         graph = call_graph(functions, {id(s): [c for cs in self.info[id(s)].calls.values() for c in cs] for s in functions})
+        for scope in functions:  # `a + b` may call a module class's __add__: an edge like a call
+            for dunder in self._dunders_used(scope, 2, len(scope.nodes) - 1):
+                graph.add_edge(id(scope), id(dunder))
         self.impure = impure_closure(graph, set(self.local_reasons))  # ids of function scopes not shown pure
         self.graph = graph
-        self._by_id = by_id
 
     # -- behaviour (purity) reasons ---------------------------------------------------------
     def _function_flags(self, scope: Scope) -> list[Reason]:
@@ -120,7 +128,6 @@ class ModuleAnalysis:
     def _behaviour(self, scope: Scope, lo: int, hi: int, follow_calls: bool = True) -> list[Reason]:
         """RX201/202/203/204/209 reasons for nodes lo..hi of `scope`."""
         info = self.info[id(scope)]
-        variables = info.flow.var_index
         declared = scope.global_decl | scope.nonlocal_decl
         out: list[Reason] = []
         for node in scope.nodes[lo : hi + 1]:
@@ -133,13 +140,12 @@ class ModuleAnalysis:
             for name in sorted(facts.defs & declared):
                 which = "global" if name in scope.global_decl else "nonlocal"
                 out.append(reason("RX203", line, detail=f"{which} {name}"))
-            for name in sorted(facts.mods):
-                if name not in variables and name not in declared:
-                    where, _ = resolve(scope, name)
-                    if where in ("global", "closure"):
-                        out.append(reason("RX203", line, detail=f"mutates non-local {name!r} in place"))
-                elif name in declared:
-                    out.append(reason("RX203", line, detail=f"mutates global {name!r} in place"))
+            for name in sorted(facts.mods & declared):
+                out.append(reason("RX203", line, detail=f"mutates global {name!r} in place"))
+            if follow_calls:
+                for dunder in self._dunders_used(scope, node.id, node.id):
+                    if id(dunder) in self.impure:
+                        out.append(reason("RX209", line, detail=f"an operator may call {dunder.qualname}() ({self._why_impure(dunder)})"))
             for c in info.calls.get(node.id, ()):
                 line = c.site.line or node.line
                 if c.verdict == "io":
@@ -153,46 +159,61 @@ class ModuleAnalysis:
                     out.append(reason("RX209", line, detail=f"{c.site.dotted}() ({self._why_impure(c.target)})"))
         return out
 
-    def _escaping_mutations(self, scope: Scope, lo: int, hi: int) -> set[str]:
-        """Parameters mutated in nodes lo..hi while still holding the caller's object (live after return)."""
-        if scope.kind != "function":
-            return set()
-        if not any(p in node.facts.mods for node in scope.nodes[lo : hi + 1] for p in scope.params):
-            return set()
-        flow = self.info[id(scope)].flow
-        entry_sites = flow.site_range(ENTRY, ENTRY)
-        params = set(scope.params)
-        out: set[str] = set()
+    def _dunders_used(self, scope: Scope, lo: int, hi: int) -> list[Scope]:
+        """The module's operator methods (__add__, __getitem__ ...) that nodes lo..hi may call."""
+        if not self.methods:
+            return []
+        found: list[Scope] = []
         for node in scope.nodes[lo : hi + 1]:
-            for name in node.facts.mods:
-                if name in params and name not in out:
-                    bit = flow.var_index.get(name)
-                    if bit is not None and flow.reach_in[node.id] & entry_sites & flow.var_sites[bit]:
-                        out.add(name)
+            for op in node.facts.operators:
+                for name in dunder_names(op):
+                    found += self.methods.get(name, [])
+        return found
+
+    def _alias_reasons(self, hits: Sequence[Hit]) -> list[Reason]:
+        """RX203 for writes into globals (directly or through an alias), RX211 for writes through
+        a name whose object regionx cannot trace."""
+        out = []
+        for h in hits:
+            kind, name = h.origin
+            if kind == "global":
+                via = "" if h.expr == name else f" through {h.expr!r}"
+                out.append(reason("RX203", h.line, detail=f"changes {name!r} in place{via}"))
+            elif kind == "unknown":
+                out.append(reason("RX211", h.line, expr=h.expr, detail=name))
         return out
 
-    def _mutated_params(self, scope: Scope) -> list[str]:
-        """Parameters mutated in place while they still hold the caller's object."""
-        if not any(p in node.facts.mods for node in scope.nodes for p in scope.params):
+    def _changed_defaults(self, scope: Scope) -> list[Reason]:
+        """A parameter's default object changed in place: state shared by every call (RX203)."""
+        node = scope.cst_node
+        if not isinstance(node, cst.FunctionDef):
             return []
-        flow = self.info[id(scope)].flow
-        entry_sites = flow.site_range(ENTRY, ENTRY)
-        mutated: set[str] = set()
-        params = set(scope.params)
-        for node in scope.nodes:
-            for name in node.facts.mods:
-                if name in params and name not in mutated:
-                    bit = flow.var_index.get(name)
-                    if bit is not None and flow.reach_in[node.id] & entry_sites & flow.var_sites[bit]:
-                        mutated.add(name)
-        return [p for p in scope.params if p in mutated]
+        defaults = {p.name.value for p in (*node.params.posonly_params, *node.params.params, *node.params.kwonly_params)
+                    if p.default is not None}
+        changed = self.aliases.mutated_params(scope) & defaults
+        return [reason("RX203", scope.pos[0], detail=f"changes the default value of parameter {p!r} in place (shared by every call)")
+                for p in sorted(changed)]
+
+    def _method_reason(self, scope: Scope) -> Reason | None:
+        """RX210 when `scope` is a method whose first parameter is the object (self/cls)."""
+        owner = scope.parent
+        node = scope.cst_node
+        if owner is None or owner.kind != "class" or not scope.params or not isinstance(node, cst.FunctionDef):
+            return None
+        if any(isinstance(d.decorator, cst.Name) and d.decorator.value == "staticmethod" for d in node.decorators):
+            return None
+        return reason("RX210", scope.pos[0], name=scope.params[0], owner=owner.qualname)
 
     # -- interfaces ---------------------------------------------------------------------------
-    def function_region(self, scope: Scope) -> Region:
+    def function_region(self, scope: Scope, arrays: Iterable[str] = ()) -> Region:
+        """The function `scope` as a region; `arrays` are parameters declared with a shaped domain."""
         info = self.info[id(scope)]
         flow = info.flow
-        live = flow.live_out[ENTRY]
-        mutated = self._mutated_params(scope)
+        live = flow.live_out[0]  # after the entry node binds the parameters
+        last = len(scope.nodes) - 1
+        hits = self.aliases.hits(scope, 2, last, arrays)
+        changed = {h.origin[1] for h in hits if h.origin[0] == "entry"}
+        mutated = [p for p in scope.params if p in changed]
         inputs = [p for p in scope.params if (live >> flow.var_index[p]) & 1 or p in mutated]
         closure = sorted(n for n in scope.free if resolve(scope, n)[0] == "closure")
         inputs += [n for n in closure if n not in inputs]
@@ -206,7 +227,11 @@ class ModuleAnalysis:
         taken = set(inputs) | set(outputs)
         internals = sorted((set(scope.variables()) | comp_vars) - taken)
         globals_, calls = self._names_and_calls(scope, 0, len(scope.nodes) - 1)
-        reasons = self._behaviour(scope, 2, len(scope.nodes) - 1) + self._function_flags(scope)
+        reasons = self._behaviour(scope, 2, last) + self._function_flags(scope)
+        reasons += self._alias_reasons(hits) + self._changed_defaults(scope)
+        method = self._method_reason(scope)
+        if method is not None:
+            reasons.insert(0, method)
         if scope.has_yield:
             reasons.append(reason("RX204", scope.pos[0], detail=f"{scope.name} is a generator"))
         reasons += self._varying_function(scope, inputs, outputs)
@@ -243,7 +268,8 @@ class ModuleAnalysis:
                     calls.add(site.dotted)
         return sorted(globals_), sorted(calls)
 
-    def span_region(self, span: _Span) -> Region:
+    def span_region(self, span: _Span, arrays: Iterable[str] = ()) -> Region:
+        """A loop or block as a region; `arrays` are inputs declared with a shaped domain."""
         scope, lo, hi = span.scope, span.lo, span.hi
         flow = self.info[id(scope)].flow
         index = flow.var_index
@@ -279,8 +305,12 @@ class ModuleAnalysis:
                     live_exit |= flow.live_in[w]
                     reach_exit |= flow.reach_out[u]
         inside = reach_exit & flow.site_range(lo, hi)
-        escaping = self._escaping_mutations(scope, lo, hi)  # caller-visible in-place writes
-        input_mask = flow.live_in[lo] & refs
+        hits = self.aliases.hits(scope, lo, hi, arrays)
+        changed = {h.origin[1] for h in hits if h.origin[0] == "entry" and h.origin[1] in index}
+        # an object changed in place is an output when it is read later or may be seen through another name
+        escaping = {v for v in changed if (live_exit >> index[v]) & 1 or self._shared(scope, v, lo, hi)}
+        refs |= flow.bits(changed)
+        input_mask = (flow.live_in[lo] & refs) | flow.bits(changed)
         output_mask = 0
         candidates = written & live_exit
         while candidates:
@@ -298,6 +328,10 @@ class ModuleAnalysis:
         internals = sorted((set(flow.unpack(refs)) | comp_vars) - taken)
         globals_, calls = self._names_and_calls(scope, lo, hi)
         reasons = self._behaviour(scope, lo, hi)
+        reasons += self._alias_reasons(hits)
+        method = self._method_reason(scope)
+        if method is not None and scope.params[0] in inputs:
+            reasons.insert(0, method)
         reasons += self._jumps(scope, lo, hi)
         reasons += self._varying_span(scope, lo, hi, inputs, outputs)
         if not inputs:
@@ -311,6 +345,14 @@ class ModuleAnalysis:
             globals=tuple(globals_), calls=tuple(calls), replaceable=not reasons,
             reasons=tuple(_dedupe(reasons)),
         )
+
+    def _shared(self, scope: Scope, name: str, lo: int, hi: int) -> bool:
+        """May the object `name` holds on entry to nodes lo..hi also be reached another way (a
+        parameter's or global's object, or `name` read elsewhere, e.g. stored into a container)?"""
+        objects = self.aliases.objects(scope, cst.Name(name), lo, 1, len(scope.nodes) - 1)
+        if objects:
+            return True
+        return any(name in node.facts.uses for node in scope.nodes if not lo <= node.id <= hi)
 
     def _jumps(self, scope: Scope, lo: int, hi: int) -> list[Reason]:
         out = []
@@ -423,38 +465,48 @@ def analyze_parsed(parsed: Parsed, path: str, pragmas: Sequence[Pragma]) -> tupl
     analysis = ModuleAnalysis(parsed, path)
     diagnostics: list[Diagnostic] = []
     regions: list[Region] = []
+    made: list[Scope | _Span] = []  # what each region was built from, to rebuild it with a pragma's array inputs
     by_start: dict[int, list[int]] = {}  # start line -> indexes of function/loop regions
     for scope in analysis.scopes:
         if scope.kind == "function":
             regions.append(analysis.function_region(scope))
+            made.append(scope)
             by_start.setdefault(regions[-1].start_line, []).append(len(regions) - 1)
     for span in analysis.spans():
         regions.append(analysis.span_region(span))
+        made.append(span)
         by_start.setdefault(span.line, []).append(len(regions) - 1)
     lines = parsed.text.splitlines()
     for pragma in pragmas:
+        arrays = {spec.name for spec in pragma.domains if spec.shape}  # `x += v` on these is in place
         if pragma.is_block:
             block, detail = analysis.block_span(pragma)
             if block is None:
                 diagnostics.append(make("RX101", path, pragma.line, pragma.col, detail=detail))
                 continue
-            region = analysis.span_region(block)
-            regions.append(_annotate(region, pragma))
+            regions.append(_annotate(analysis.span_region(block, arrays), pragma))
+            made.append(block)
             continue
         target = pragma.target_line or _next_code_line(lines, pragma.end_line)
         found = [i for i in by_start.get(target, []) if regions[i].kind in ("function", "loop")]
         if not found:
             diagnostics.append(make("RX107", path, pragma.line, pragma.col))
             continue
-        regions[found[0]] = _annotate(regions[found[0]], pragma)
-    # unique ids: a pragma name wins; later duplicates (conditional redefinitions) get '@line'
-    taken: set[str] = set()
+        index = found[0]
+        if arrays:
+            source = made[index]
+            regions[index] = (analysis.function_region(source, arrays) if isinstance(source, Scope)
+                              else analysis.span_region(source, arrays))
+        regions[index] = _annotate(regions[index], pragma)
     names = [r.name for r in regions if r.annotated]
     for r in regions:
         if r.annotated and names.count(r.name) > 1 and r.pragma is not None:
             diagnostics.append(make("RX101", path, r.pragma.line, r.pragma.col, detail=f"region name {r.name!r} is used twice"))
+    # unique ids: pragma names are taken first (a pragma name wins over an unannotated function's
+    # qualname); later duplicates (conditional redefinitions, the unannotated namesake) get '@line'
+    taken: set[str] = set()
     final: list[Region] = []
-    for r in sorted(regions, key=lambda r: (r.start_line, not r.annotated, -r.end_line, r.col)):
+    for r in sorted(regions, key=lambda r: (not r.annotated, r.start_line, -r.end_line, r.col)):
         if r.id in taken:
             r = replace(r, id=f"{r.id}@{r.start_line}", name=r.name if r.annotated else f"{r.id}@{r.start_line}")
         taken.add(r.id)
