@@ -5,6 +5,7 @@ Every object a region can reach is described by where it came from, an *origin*:
                   or a variable bound before a loop/block region),
   ("global", g)   the object of a module-level or enclosing-function name g,
   ("unknown", d)  an object regionx cannot trace (d says where: the line and the expression),
+  ("default", p)  the default value of parameter p of a called function (shared by every call),
 each with a *level*: 0 means "is v's object or part of it" (a view, an element, an attribute),
 1 means "a container holding parts of v" (``[v]``, ``list(v)``), and so on. Writing into an
 object at level 0 changes its origin; writing into a level-1 container does not, but writing
@@ -41,7 +42,7 @@ from regionx.analysis.dataflow import Dataflow
 from regionx.analysis.names import MUTATING_METHODS, CallSite, Facts, Mutated, Source, dotted_parts
 from regionx.analysis.resolve import resolve
 
-Origin = tuple[str, str]  # ("entry" | "global" | "unknown", variable name or description)
+Origin = tuple[str, str]  # ("entry" | "global" | "unknown" | "default", variable name or description)
 Objects = dict[Origin, int]  # origin -> the lowest level at which a value may hold it
 
 MAX_LEVEL = 3  # deeper nesting counts as this level (lower is safer, so capping is sound)
@@ -216,11 +217,28 @@ class Aliases:
                 for expr in self._written_arguments(scope, site):
                     yield node, Mutated(expr, site.line or node.line)
 
+    def changed_defaults(self, scope: Scope, lo: int, hi: int) -> list[Hit]:
+        """Calls in nodes lo..hi of same-module functions that change a parameter's default object
+        (a call leaving that argument out): state shared by every call, like a global."""
+        out: list[Hit] = []
+        for node in scope.nodes[lo : hi + 1]:
+            for site in node.facts.calls:
+                if site.node is None:
+                    continue
+                kind, target = self.full_name(scope, site.node.func)
+                if kind != "local" or not isinstance(target, Scope):
+                    continue
+                bound = bind_arguments(target, site.node)
+                for name in sorted(self.mutated_params(target) & defaulted(target)):
+                    if name not in bound:
+                        out.append(Hit(("default", name), code_text(site.node), site.line or node.line, False))
+        return out
+
     def hits(self, scope: Scope, lo: int, hi: int, arrays: Iterable[str] = ()) -> list[Hit]:
         """Origins changed in place by the writes of nodes lo..hi. `x += v` counts only when x's
         origin may hold an array: `arrays` (declared with a shape) or used like a container."""
         like = self.container_like(scope) | set(arrays)
-        out: list[Hit] = []
+        out: list[Hit] = self.changed_defaults(scope, lo, hi)
         for node, mutated in self.writes(scope, lo, hi):
             for origin, level in self.objects(scope, mutated.expr, node.id, lo, hi).items():
                 if level != 0:
@@ -460,6 +478,15 @@ def bind_arguments(target: Scope, call: cst.Call) -> dict[str, cst.BaseExpressio
     return out
 
 
+def defaulted(target: Scope) -> set[str]:
+    """Parameters of a function that have a default value."""
+    node = target.cst_node
+    if not isinstance(node, cst.FunctionDef):
+        return set()
+    params = node.params
+    return {p.name.value for p in (*params.posonly_params, *params.params, *params.kwonly_params) if p.default is not None}
+
+
 def container_like(scope: Scope) -> set[str]:
     """Names the scope subscripts, takes attributes of or iterates over: they may hold arrays or
     lists, so `x += v` on them may change the object in place."""
@@ -491,5 +518,5 @@ def container_like(scope: Scope) -> set[str]:
     return found
 
 
-__all__ = ["Aliases", "FullName", "Hit", "Objects", "Origin", "bind_arguments", "code_text", "container_like",
+__all__ = ["Aliases", "FullName", "Hit", "Objects", "Origin", "bind_arguments", "code_text", "container_like", "defaulted",
            "mutating_positions"]

@@ -19,7 +19,7 @@ from typing import Iterable, Sequence
 
 import libcst as cst
 
-from regionx.analysis.alias import Aliases, FullName, Hit
+from regionx.analysis.alias import Aliases, FullName, Hit, defaulted
 from regionx.analysis.cfg import Loop, Scope, build_module
 from regionx.analysis.dataflow import Dataflow, solve
 from regionx.analysis.purity import PURE_METHODS, Classified, call_graph, classify, dunder_names, impure_closure, module_methods
@@ -95,7 +95,6 @@ class ModuleAnalysis:
             own = self._behaviour(scope, 2, len(scope.nodes) - 1, follow_calls=False)
             own += self._function_flags(scope)
             own += self._alias_reasons(self.aliases.hits(scope, 2, len(scope.nodes) - 1, ()))
-            own += self._changed_defaults(scope)
             if own:
                 self.local_reasons[id(scope)] = own
         graph = call_graph(functions, {id(s): [c for cs in self.info[id(s)].calls.values() for c in cs] for s in functions})
@@ -179,18 +178,18 @@ class ModuleAnalysis:
             if kind == "global":
                 via = "" if h.expr == name else f" through {h.expr!r}"
                 out.append(reason("RX203", h.line, detail=f"changes {name!r} in place{via}"))
+            elif kind == "default":
+                out.append(reason("RX203", h.line, detail=(
+                    f"{h.expr} leaves out {name!r}, whose default value the callee changes in place (shared by every call)")))
             elif kind == "unknown":
                 out.append(reason("RX211", h.line, expr=h.expr, detail=name))
         return out
 
     def _changed_defaults(self, scope: Scope) -> list[Reason]:
-        """A parameter's default object changed in place: state shared by every call (RX203)."""
-        node = scope.cst_node
-        if not isinstance(node, cst.FunctionDef):
-            return []
-        defaults = {p.name.value for p in (*node.params.posonly_params, *node.params.params, *node.params.kwonly_params)
-                    if p.default is not None}
-        changed = self.aliases.mutated_params(scope) & defaults
+        """A function that changes a parameter's default object in place: called without that
+        argument it changes state shared by every call (RX203 on the function region itself;
+        its callers get RX203 only where they leave the argument out)."""
+        changed = self.aliases.mutated_params(scope) & defaulted(scope)
         return [reason("RX203", scope.pos[0], detail=f"changes the default value of parameter {p!r} in place (shared by every call)")
                 for p in sorted(changed)]
 
@@ -343,7 +342,7 @@ class ModuleAnalysis:
             start_line=span.line, end_line=span.end_line, col=span.col, annotated=False,
             inputs=tuple(inputs), outputs=tuple(outputs), internals=tuple(internals),
             globals=tuple(globals_), calls=tuple(calls), replaceable=not reasons,
-            reasons=tuple(_dedupe(reasons)),
+            reasons=tuple(_dedupe(reasons)), scratch=tuple(sorted(changed - escaping)),
         )
 
     def _shared(self, scope: Scope, name: str, lo: int, hi: int) -> bool:
