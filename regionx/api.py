@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterator, Sequence
 
-from regionx.analysis import analyze_file, find_region
+from regionx.analysis import analyze_file, analyze_source, find_region
 from regionx.diagnostics import Diagnostic, make
 from regionx.types import CheckReport, Dataset, FileAnalysis, Region, StageResult
 
@@ -50,13 +50,20 @@ def analyze(paths: Sequence[str], *, profile: str | None = None) -> list[FileAna
     return filled
 
 
+def read_and_analyze(path: str) -> tuple[str, FileAnalysis]:
+    """The text of `path` (read once, by `read_source`: line endings as written) and its analysis;
+    a file that cannot be read gives "" and an analysis holding the reason."""
+    from regionx.analysis.source import read_source
+
+    text, problems = read_source(path)
+    if text is None:
+        return "", FileAnalysis(path=path, diagnostics=tuple(problems))
+    return text, analyze_source(text, path)
+
+
 def load_region(path: str, selector: str) -> LoadedRegion:
     """Analyze `path` and find the region named by `selector` (id, name or line number)."""
-    analysis = analyze_file(path)
-    text = ""
-    if analysis.ok:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
+    text, analysis = read_and_analyze(path)
     errors = tuple(d for d in analysis.diagnostics if d.severity == "error")
     if errors:
         return LoadedRegion(path, text, analysis, None, errors)
@@ -155,9 +162,18 @@ def sample_info(data_path: str) -> StageResult:
 
     try:
         info = dataset_info(data_path)
+    except FileNotFoundError:
+        return failed(data_path, [make("RX001", data_path)])
     except (OSError, KeyError, ValueError) as exc:
-        return failed(data_path, [make("RX307", data_path, detail=str(exc))])
+        return failed(data_path, [make("RX307", data_path, detail=_dataset_problem(exc))])
     return StageResult(status="ok", data=info)
+
+
+def _dataset_problem(exc: Exception) -> str:
+    """One line for why a dataset cannot be used (Dataset.load's ValueError says it already)."""
+    if isinstance(exc, OSError):
+        return f"cannot read it: {exc.strerror or exc}"
+    return str(exc)
 
 
 # --------------------------------------------------------------------------- train
@@ -172,25 +188,22 @@ def exact_timer_for(dataset: Dataset, text: str | None = None, path: str | None 
                     region: Region | None = None) -> Iterator[Callable[[], float] | None]:
     """A timer of the exact region behind `dataset` (regionx.sample.exact_timer), for training to
     re-time the exact code beside each surrogate; None when it cannot be had: the source file is
-    gone, or the region changed since sampling (its sha256), or its code fails to load.
+    gone, or the region or what it depends on changed since sampling (regionx.extract.source_changes),
+    or its code fails to load.
 
     `text`/`path`/`region` are the source and region when the caller has them (compile); else
     they are found from the dataset's source path and region id (`regionx train DATA.npz`).
     """
-    from regionx.analysis import analyze_source, region_sha256
+    from regionx.extract import source_changes
     from regionx.sample import ExactLoadError, argument_rows, exact_harness, exact_timer
 
     meta = dataset.meta
     if text is None or path is None or region is None:
         path = meta.source_path
-        try:
-            with open(path, encoding="utf-8") as handle:
-                text = handle.read()
-        except (OSError, UnicodeDecodeError):
-            yield None
-            return
-        region = find_region(analyze_source(text, path), meta.region_id)
-    if region is None or region_sha256(text, region) != meta.source_sha256:
+        text, analysis = read_and_analyze(path)
+        region = find_region(analysis, meta.region_id) if analysis.ok else None
+    # its own lines and what it depends on (a changed constant changes the exact code's cost)
+    if region is None or source_changes(text, path, region, meta.source_sha256, meta.closure_sha256, meta.closure):
         yield None
         return
     with contextlib.ExitStack() as stack:
@@ -204,8 +217,9 @@ def exact_timer_for(dataset: Dataset, text: str | None = None, path: str | None 
 
 def train(data_path: str, *, out: str | None = None, topologies: str | None = None, tolerance: float | None = None,
           metric: str | None = None, target: float = 0.99, epochs: int = 200, seed: int = 0,
-          executor: str | None = None, progress: ProgressFn | None = None) -> StageResult:
-    """`regionx train`: topology search on a dataset; writes the region's artifacts."""
+          executor: str | None = None, progress: ProgressFn | None = None, refine: str = "auto") -> StageResult:
+    """`regionx train`: topology search on a dataset; writes the region's artifacts (`refine`: the
+    optimizer after Adam, regionx.train.REFINE_METHODS)."""
     from regionx.train import parse_topologies, train_dataset
     from regionx.types import Dataset
 
@@ -214,7 +228,7 @@ def train(data_path: str, *, out: str | None = None, topologies: str | None = No
     except FileNotFoundError:
         return failed(data_path, [make("RX001", data_path)])
     except (OSError, KeyError, ValueError) as exc:
-        return failed(data_path, [make("RX307", data_path, detail=str(exc))])
+        return failed(data_path, [make("RX307", data_path, detail=_dataset_problem(exc))])
     try:
         grid = parse_topologies(topologies) if topologies else None
     except ValueError as exc:
@@ -228,7 +242,8 @@ def train(data_path: str, *, out: str | None = None, topologies: str | None = No
     try:
         with exact_timer_for(dataset) as timer:
             return train_dataset(dataset, out_dir, topologies=grid, tolerance=tolerance, metric=metric, target=target,
-                                 epochs=epochs, seed=seed, executor=pool, progress=progress, exact_timer=timer)
+                                 epochs=epochs, seed=seed, executor=pool, progress=progress, exact_timer=timer,
+                                 refine=refine)
     finally:
         if pool is not None:
             pool.shutdown()
@@ -258,30 +273,26 @@ COMPILE_TOPOLOGIES = "8;16;8,5;16,16;32,32"  # a short grid: users run compile w
 def compile_file(path: str, selectors: Sequence[str] = (), *, out_dir: str | None = None, samples: int | None = None,
                  seed: int = 0, epochs: int | None = None, topologies: str | None = None, target: float = 0.99,
                  tolerance: float | None = None, metric: str | None = None, executor: str = "local",
-                 force: bool = False, progress: ProgressFn | None = None) -> list[StageResult]:
+                 force: bool = False, progress: ProgressFn | None = None, refine: str = "auto") -> list[StageResult]:
     """`regionx compile`: extract -> sample -> train -> rewrite every annotated (or named) region of `path`.
 
     Writes ``out_dir/<region-name>/`` artifacts and ``out_dir/<file>.py`` (patched with every region
     that succeeded). A region that fails is reported with its reason; the others still go ahead.
     """
-    from regionx.analysis import analyze_source
     from regionx.fsutil import atomic_write_text
     from regionx.rewrite import hoistable_loops, rewrite_source
     from regionx.sample import sample_region
     from regionx.train import parse_topologies, train_dataset
     from regionx.types import Manifest
 
-    analysis = analyze_file(path)
+    original, analysis = read_and_analyze(path)  # line endings as written: the patched copy keeps them
     if not analysis.ok:
         return [failed(path, analysis.diagnostics)]
-    with open(path, encoding="utf-8") as handle:
-        original = handle.read()
     regions, diagnostics = annotated_regions(analysis, selectors)
     if diagnostics:
         return [failed(path, diagnostics)]
     if not regions:
-        return [failed(path, [make("RX005", path, 1, 1, region="(annotated regions)",
-                                   known=", ".join(r.id for r in analysis.regions) or "(none)")])]
+        return [failed(path, [make("RX008", path, 1, 1)])]
     out_dir = out_dir or default_out_dir()
     try:
         grid = parse_topologies(topologies or COMPILE_TOPOLOGIES)
@@ -317,7 +328,7 @@ def compile_file(path: str, selectors: Sequence[str] = (), *, out_dir: str | Non
         with exact_timer_for(dataset, original, path, region) as timer:
             trained_result = train_dataset(dataset, region_dir, topologies=grid, target=target, tolerance=tolerance,
                                            metric=metric, epochs=epochs or COMPILE_EPOCHS, seed=region_seed,
-                                           progress=train_step, select_by=select_by, exact_timer=timer)
+                                           progress=train_step, select_by=select_by, exact_timer=timer, refine=refine)
         data = {**summary, **trained_result.data}
         if not trained_result.ok:
             results.append(replace(trained_result, region_id=region.id, data={**data, "verdict": "no topology met the target"}))

@@ -4,12 +4,16 @@ For each annotated region found under the checked paths, `check_paths` verifies 
 
 1. its artifacts exist: ``<artifacts>/<region-name>/{manifest.json, surrogate_<name>.py, weights.npz}``
    (RX601 names what is missing or unreadable);
-2. the manifest's ``source_sha256`` equals the sha256 of the region's current source (RX602:
-   the region changed since its surrogate was trained);
+2. nothing the surrogate was trained on changed (RX602 stale, saying what changed): the region's
+   own source (``source_sha256``), its dependency closure — the module constants, globals, imports
+   and same-module helpers its harness copies (``closure_sha256``, regionx.extract.region_closure) —
+   and the pragma's tolerance, metric, require= and domains;
 3. a patched program named in ``[tool.regionx] patched`` is what `rewrite` would produce now (RX604);
 4. on N fresh samples of the region's declared domain (seed ``manifest.seed + FRESH_SEED_OFFSET``,
-   never the training seed) the surrogate still reaches its accuracy target at the declared
-   tolerance against the exact code, run in-process through the extracted harness (RX603).
+   never the training seed) the surrogate still reaches its accuracy target against the exact
+   code, run in-process through the extracted harness (RX603). Tolerance, metric and target are
+   the ones recorded in the manifest (what the surrogate was validated with, compile's
+   ``--tolerance/--metric/--target`` included); ``[tool.regionx] target`` overrides the target.
    Only rows inside the surrogate's trained box count: rows outside it are served by the exact
    code at run time anyway; the report says how many there were.
 
@@ -28,9 +32,10 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from regionx.analysis.source import read_source
 from regionx.config import Config, find_pyproject, load_config
 from regionx.diagnostics import MESSAGES, Diagnostic, make
-from regionx.types import CheckReport, DomainSpec, Manifest, Region, RegionCheck
+from regionx.types import DEFAULT_METRIC, DEFAULT_TOLERANCE, CheckReport, DomainSpec, Manifest, Region, RegionCheck
 
 # Fresh samples use manifest.seed + this (a large prime), so they never repeat the training draws.
 FRESH_SEED_OFFSET = 1000003
@@ -44,7 +49,7 @@ FORMATS = ("text", "json", "github", "sarif")
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 RULES = {
     "RX601": ("missing-artifact", "A region's surrogate artifacts (manifest, module, weights) are missing or unreadable."),
-    "RX602": ("stale-surrogate", "The region's source changed since its surrogate was trained."),
+    "RX602": ("stale-surrogate", "The region, what it depends on, or its pragma changed since its surrogate was trained."),
     "RX603": ("accuracy-lost", "On fresh samples the surrogate no longer reaches its accuracy target."),
     "RX604": ("patched-out-of-date", "The patched program is not what rewrite would produce now."),
 }
@@ -228,15 +233,52 @@ def exact_outputs(text: str, path: str, region: Region, manifest: Manifest, rows
 # --------------------------------------------------------------------------- one region
 
 
-def _settings(region: Region, manifest: Manifest, config: Config) -> tuple[float, str, float]:
-    """(tolerance, metric, target): the pragma's current tolerance/metric if given, else the
-    configuration's tolerance, else the manifest's; the configured target, else the manifest's."""
-    pragma = region.pragma
-    tolerance = (pragma.tolerance if pragma is not None and pragma.tolerance is not None
-                 else config.tolerance if config.tolerance is not None else manifest.tolerance)
-    metric = pragma.metric if pragma is not None and pragma.metric is not None else manifest.metric
+def _settings(manifest: Manifest, config: Config) -> tuple[float, str, float]:
+    """(tolerance, metric, target): what the surrogate was validated with, from its manifest (a
+    pragma that changed since is stale instead); `[tool.regionx] target` overrides the target."""
     target = config.target if config.target is not None else manifest.target
-    return float(tolerance), str(metric), float(target)
+    return float(manifest.tolerance), str(manifest.metric), float(target)
+
+
+def _same_domain(old_text: str, new: DomainSpec) -> bool:
+    from regionx.pragma import PragmaError, parse_domain
+
+    try:
+        old = parse_domain(new.name, old_text)
+    except PragmaError:
+        return False
+    return (old.dist, old.args, old.shape) == (new.dist, new.args, new.shape)
+
+
+def staleness(text: str, path: str, region: Region, manifest: Manifest) -> list[str]:
+    """What changed since the surrogate in `manifest` was trained, one phrase each (empty: nothing).
+
+    The region's own lines; its dependency closure (manifests that record one); the pragma's
+    tolerance, metric and require= (against what the pragma said when the region was sampled;
+    older manifests: against the validated tolerance/metric); and the declared domains.
+    """
+    from regionx.extract import source_changes
+
+    changes = source_changes(text, path, region, manifest.source_sha256, manifest.closure_sha256, manifest.closure)
+    pragma = region.pragma
+    tolerance = pragma.tolerance if pragma is not None and pragma.tolerance is not None else DEFAULT_TOLERANCE
+    metric = pragma.metric if pragma is not None and pragma.metric is not None else DEFAULT_METRIC
+    recorded = manifest.pragma_tolerance is not None
+    trained_tolerance = manifest.pragma_tolerance if recorded else manifest.tolerance
+    trained_metric = manifest.pragma_metric if manifest.pragma_metric is not None else manifest.metric
+    if tolerance != trained_tolerance:
+        changes.append(f"tolerance {trained_tolerance:g} -> {tolerance:g}")
+    if metric != trained_metric:
+        changes.append(f"metric {trained_metric} -> {metric}")
+    require = pragma.require if pragma is not None else None
+    if recorded and (require or None) != (manifest.require or None):
+        changes.append(f"require {manifest.require!r} -> {require!r}")
+    for var in manifest.inputs:
+        spec = pragma.domain(var.name) if pragma is not None else None
+        old = manifest.domain.get(var.name)
+        if spec is not None and old is not None and not _same_domain(old, spec):
+            changes.append(f"domain of {var.name!r} {old} -> {spec.text}")
+    return changes
 
 
 def _accept_text(region: Region, manifest: Manifest) -> str | None:
@@ -345,8 +387,6 @@ def measure_accuracy(text: str, path: str, region: Region, manifest: Manifest, r
 def check_region(text: str, path: str, shown: str, region: Region, config: Config, artifact_dir: str,
                  n: int, cwd: str) -> tuple[RegionCheck, Manifest | None]:
     """All per-region checks (artifacts, staleness, accuracy) for one annotated region."""
-    from regionx.analysis import region_sha256
-
     region_dir = os.path.join(artifact_dir, region.display_name)
     row = RegionCheck(path=shown, line=region.start_line, col=region.col, region_id=region.id,
                       region_name=region.display_name, status="ok", artifact_dir=_display(region_dir, cwd))
@@ -365,11 +405,12 @@ def check_region(text: str, path: str, shown: str, region: Region, config: Confi
                     detail=f"{'; '.join(problems)} in {_display(region_dir, cwd)}")
         return replace(row, status="failed", findings=(diag,)), None
     assert manifest is not None
-    tolerance, metric, target = _settings(region, manifest, config)
+    tolerance, metric, target = _settings(manifest, config)
     row = replace(row, tolerance=tolerance, metric=metric, target=target)  # type: ignore[arg-type]
-    if region_sha256(text, region) != manifest.source_sha256:
-        diag = make("RX602", shown, region.start_line, region.col, region=region.id)
-        diag = replace(diag, message=diag.message + f"; retrain with 'regionx compile {shown}'")
+    changes = staleness(text, path, region, manifest)
+    if changes:
+        diag = make("RX602", shown, region.start_line, region.col, region=region.id,
+                    detail=f"{'; '.join(changes)}; retrain with 'regionx compile {shown}'")
         return replace(row, status="failed", findings=(diag,), note="accuracy not measured: stale"), manifest
     m = measure_accuracy(text, path, region, manifest, region_dir, n=n, tolerance=tolerance, metric=metric)
     row = replace(row, accuracy=m["accuracy"], samples=m["samples"], outside=m["outside"], dropped=m["dropped"])
@@ -436,11 +477,9 @@ def check_patched(text: str, path: str, shown: str, patched_path: str, trained: 
     shown_patched = _display(patched_path, cwd)
     if not os.path.isfile(patched_path):
         return make("RX604", shown_patched, 1, 1, detail=f"{shown_patched} (for {shown}) does not exist")
-    try:
-        with open(patched_path, encoding="utf-8") as handle:
-            actual = handle.read()
-    except (OSError, UnicodeDecodeError) as exc:
-        return make("RX604", shown_patched, 1, 1, detail=f"cannot read {shown_patched}: {exc}")
+    actual, problems = read_source(patched_path)
+    if actual is None:
+        return make("RX604", shown_patched, 1, 1, detail=f"cannot read {shown_patched}: {problems[0].message}")
     problem = None
     # compile rewrites only profitable regions unless --force: either way is up to date
     for force in (False, True):
@@ -464,7 +503,7 @@ def check_paths(paths: Sequence[str], *, artifacts: str | None, samples: int | N
     `[tool.regionx] samples`) override the configuration; relative paths are taken from `cwd`
     (default: the working directory). Never raises for user errors: they are diagnostics.
     """
-    from regionx.analysis import analyze_file
+    from regionx.analysis import analyze_source
 
     cwd = os.path.abspath(cwd or os.getcwd())
     try:
@@ -486,13 +525,15 @@ def check_paths(paths: Sequence[str], *, artifacts: str | None, samples: int | N
         if os.path.isdir(file):
             diagnostics.append(make("RX002", shown))
             continue
-        analysis = analyze_file(file)
+        text, problems = read_source(file)
+        if text is None:
+            diagnostics.extend(replace(d, path=shown) for d in problems)
+            continue
+        analysis = analyze_source(text, file)
         errors = [replace(d, path=shown) for d in analysis.diagnostics if d.severity == "error"]
         if errors:
             diagnostics.extend(errors)
             continue
-        with open(file, encoding="utf-8") as handle:
-            text = handle.read()
         trained: list[tuple[Region, Manifest, str]] = []
         for region in analysis.regions:
             if not region.annotated:

@@ -1,7 +1,8 @@
 """The `regionx` command line: the only module that prints or picks exit codes.
 
-Exit codes (DESIGN.md): 0 success; 1 findings (check failed, region not replaceable, no topology
-met the tolerance); 2 usage or input error. Messages are ``path:line:col: RXnnn text``.
+Exit statuses (DESIGN.md; EXIT_STATUSES below, shown by ``regionx --help`` and in the README):
+0 success; 1 findings; 2 usage or input error; 3 internal error; 130 interrupted. Messages are
+``path:line:col: RXnnn text``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,17 @@ from regionx.types import FileAnalysis, StageResult
 # Piped output (CI logs, tests) gets a wide table instead of rich's 80-column default.
 console = Console(highlight=False, width=None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "160")))
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+# Every exit status regionx uses (README.md "Exit status" lists the same).
+EXIT_STATUSES = (
+    (0, "success"),
+    (1, "findings: check failed, not replaceable, no topology met the tolerance, not profitable"),
+    (2, "usage or input error: option, file, syntax, region, pragma, domain, dataset"),
+    (3, "internal error (a bug; REGIONX_DEBUG=1 prints the traceback)"),
+    (130, "interrupted (Ctrl-C)"),
+)
+EXIT_STATUS_HELP = "\b\nExit status:\n" + "\n".join(f"  {code:<4} {text}" for code, text in EXIT_STATUSES)
 
 
 def _print_diagnostics(diagnostics: Sequence[Diagnostic]) -> None:
@@ -72,7 +84,7 @@ def _fmt_time(seconds: float | None) -> str:
     return f"{seconds / 1e-9:.3g} ns"
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_STATUS_HELP)
 @click.version_option(__version__, prog_name="regionx")
 def cli() -> None:
     """Replace slow, approximation-tolerant regions of numerical Python code with small neural networks."""
@@ -83,17 +95,26 @@ def cli() -> None:
 
 def _analysis_table(fa: FileAnalysis) -> Table:
     table = Table(title=fa.path, title_justify="left", show_lines=False)
-    for col in ("id", "kind", "lines", "inputs", "outputs", "internals", "globals", "replaceable"):
+    for col in ("id", "kind", "at", "lines", "inputs", "outputs", "internals", "globals", "replaceable"):
         table.add_column(col, overflow="fold")
     for r in fa.regions:
         verdict = "yes" if r.replaceable else "no: " + ", ".join(x.code for x in r.reasons)
         if r.time_share is not None:
             verdict += f" [{r.time_share:.1%} of run]"
         table.add_row(
-            r.id + (" *" if r.annotated else ""), r.kind, f"{r.start_line}-{r.end_line}",
+            r.id + (" *" if r.annotated else ""), r.kind, f"{r.start_line}:{r.col}", f"{r.start_line}-{r.end_line}",
             ", ".join(r.inputs), ", ".join(r.outputs), ", ".join(r.internals), ", ".join(r.globals), verdict,
         )
     return table
+
+
+def _first_columns(path: str) -> dict[int, int]:
+    """1-based column of each line's first non-blank character (where a reason's statement starts)."""
+    from regionx.analysis.source import read_source
+
+    text, _ = read_source(path)
+    lines = (text or "").splitlines()
+    return {i: len(line) - len(line.lstrip()) + 1 for i, line in enumerate(lines, 1)}
 
 
 @cli.command()
@@ -109,9 +130,11 @@ def analyze(files: tuple[str, ...], as_json: bool, profile_cmd: str | None) -> N
         for fa in results:
             if fa.ok:
                 console.print(_analysis_table(fa))
+                columns = _first_columns(fa.path) if any(r.reasons for r in fa.regions) else {}
                 for r in fa.regions:
                     for reason in r.reasons:
-                        console.print(f"  {fa.path}:{reason.line}: {reason.code} {r.id} {reason.message}")
+                        console.print(f"  {fa.path}:{reason.line}:{columns.get(reason.line, 1)}: {reason.code} {r.id} "
+                                      f"{reason.message}", soft_wrap=True)
     diagnostics = [d for fa in results for d in fa.diagnostics]
     _print_diagnostics(diagnostics)
     sys.exit(exit_status(diagnostics))
@@ -205,12 +228,14 @@ def _topology_table(rows: Sequence[dict[str, Any]], title: str) -> Table:
 @click.option("--epochs", type=int, default=200, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--executor", default=None, help="Train topologies in parallel: local:K or dask://HOST:PORT.")
+@click.option("--refine", type=click.Choice(["auto", "lm", "lbfgs", "none"]), default="auto", show_default=True,
+              help="Second-order refinement after Adam: Levenberg-Marquardt, L-BFGS, or auto (LM for small nets).")
 def train(data: str, out: str | None, topologies: str | None, tolerance: float | None, metric: str | None,
-          target: float, epochs: int, seed: int, executor: str | None) -> None:
+          target: float, epochs: int, seed: int, executor: str | None, refine: str) -> None:
     """Train several topologies and keep the fastest that meets the tolerance."""
     with _progress("training") as progress:
         result = api.train(data, out=out, topologies=topologies, tolerance=tolerance, metric=metric, target=target,
-                           epochs=epochs, seed=seed, executor=executor, progress=progress)
+                           epochs=epochs, seed=seed, executor=executor, progress=progress, refine=refine)
     rows = result.data.get("rows", [])
     if rows:
         console.print(_topology_table(rows, f"topologies for {result.region_id}"))
@@ -282,14 +307,16 @@ def _compile_table(results: Sequence[StageResult]) -> Table:
 @click.option("--metric", type=click.Choice(["rel", "abs"]), default=None, help="Override the regions' metric.")
 @click.option("--executor", default="local", show_default=True)
 @click.option("--force", is_flag=True, help="Rewrite even when the surrogate is not faster.")
+@click.option("--refine", type=click.Choice(["auto", "lm", "lbfgs", "none"]), default="auto", show_default=True,
+              help="Second-order refinement after Adam: Levenberg-Marquardt, L-BFGS, or auto (LM for small nets).")
 def compile_(file: str, selectors: tuple[str, ...], out_dir: str | None, as_json: bool, samples: int | None, seed: int,
              epochs: int | None, topologies: str | None, target: float, tolerance: float | None, metric: str | None,
-             executor: str, force: bool) -> None:
+             executor: str, force: bool, refine: str) -> None:
     """Extract, sample, train and rewrite every annotated region of FILE."""
     with _progress("compiling", enabled=not as_json) as progress:
         results = api.compile_file(file, selectors, out_dir=out_dir, samples=samples, seed=seed, epochs=epochs,
                                    topologies=topologies, target=target, tolerance=tolerance, metric=metric,
-                                   executor=executor, force=force, progress=progress)
+                                   executor=executor, force=force, progress=progress, refine=refine)
     if as_json:
         click.echo(json.dumps({"version": 1, "file": file, "regions": [
             {"region": r.region_id, "status": r.status, **r.data, "artifacts": r.artifacts,
@@ -344,16 +371,21 @@ def profile(as_json: bool, top: int | None, command: tuple[str, ...]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point: run the CLI; an unexpected internal error is one line, not a traceback."""
+    """Entry point: run the CLI and exit with one of EXIT_STATUSES; an unexpected internal error is
+    one line, not a traceback. (Not click's standalone mode: it turns Ctrl-C into "Aborted!" and 1.)"""
     try:
-        cli.main(args=list(argv) if argv is not None else None, prog_name="regionx", standalone_mode=True)
+        status = cli.main(args=list(argv) if argv is not None else None, prog_name="regionx", standalone_mode=False)
     except SystemExit:
         raise
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, click.exceptions.Abort):
         click.echo("regionx: interrupted", err=True)
         sys.exit(130)
+    except click.ClickException as exc:  # a usage error: click's message, exit 2
+        exc.show()
+        sys.exit(exc.exit_code)
     except Exception as exc:  # an internal bug: say so in one line, traceback only on request
         if os.environ.get("REGIONX_DEBUG"):
             traceback.print_exc()
         click.echo(f"regionx: internal error: {type(exc).__name__}: {exc} (set REGIONX_DEBUG=1 for the traceback)", err=True)
         sys.exit(3)
+    sys.exit(status if isinstance(status, int) else 0)  # --help, --version

@@ -58,6 +58,7 @@ MESSAGES: dict[str, tuple[Severity, str]] = {
     "RX005": ("error", "unknown region {region!r}; known: {known}"),
     "RX006": ("error", "invalid option: {detail}"),
     "RX007": ("error", "cannot read file: {detail}"),
+    "RX008": ("error", "no annotated regions (add a '# regionx:' pragma above a def, for or while)"),
     # pragma errors
     "RX101": ("error", "malformed pragma: {detail}"),
     "RX102": ("error", "unknown distribution {dist!r} for {name!r}; expected one of {known}"),
@@ -68,6 +69,7 @@ MESSAGES: dict[str, tuple[Severity, str]] = {
     "RX107": ("error", "pragma is not directly above a def, for or while statement"),
     "RX108": ("error", "invalid value for {key!r}: {detail}"),
     "RX109": ("error", "key {key!r} given twice"),
+    "RX110": ("error", "unknown key {key!r} (did you mean {suggestion!r}?)"),
     # not replaceable (reasons)
     "RX201": ("warning", "performs I/O: {detail}"),
     "RX202": ("warning", "uses randomness or the clock: {detail}"),
@@ -78,6 +80,8 @@ MESSAGES: dict[str, tuple[Severity, str]] = {
     "RX207": ("warning", "has no outputs"),
     "RX208": ("warning", "output size varies: {detail}"),
     "RX209": ("warning", "calls a function that cannot be shown pure: {detail}"),
+    "RX210": ("warning", "is a method: its {name!r} is a {owner} object, not numbers regionx can sample (make it a function of numbers)"),
+    "RX211": ("warning", "writes through {expr!r}, whose object regionx cannot trace ({detail}): it may change an input"),
     # extract / sample
     "RX301": ("error", "cannot extract region {region!r}: {detail}"),
     "RX302": ("error", "require={require!r} accepted {accepted} of {drawn} draws (< 1%): widen the domain or relax the predicate"),
@@ -86,6 +90,7 @@ MESSAGES: dict[str, tuple[Severity, str]] = {
     "RX305": ("error", "no valid samples: {detail}"),
     "RX306": ("error", "observed run failed: {detail}"),
     "RX307": ("error", "invalid dataset: {detail}"),
+    "RX308": ("error", "region {region!r} does not behave as analysed: {detail}"),
     # train / compile
     "RX401": ("error", "no topology reached {target:.1%} of test points within tolerance {tolerance:g} ({metric}); best: {best}"),
     "RX402": ("error", "training is unavailable: {detail}"),
@@ -98,7 +103,7 @@ MESSAGES: dict[str, tuple[Severity, str]] = {
     "RX505": ("error", "cannot rewrite region {region!r}: {detail}"),
     # check / profile
     "RX601": ("error", "missing artifact for region {region!r}: {detail}"),
-    "RX602": ("error", "stale: region {region!r} changed since its surrogate was trained"),
+    "RX602": ("error", "stale: region {region!r} changed since its surrogate was trained: {detail}"),
     "RX603": ("error", "accuracy lost for region {region!r}: {detail}"),
     "RX604": ("error", "patched file is out of date: {detail}"),
     "RX605": ("error", "profiled program failed: {detail}"),
@@ -112,12 +117,16 @@ def make(code: str, path: str, line: int = 1, col: int = 1, **fields: Any) -> Di
     return Diagnostic(code=code, path=path, line=line, col=col, message=message, severity=severity)
 
 
-# Codes outside RX0xx/RX1xx that are still usage errors (a bad option value), hence exit 2.
-USAGE_CODES = frozenset({"RX304", "RX307", "RX403"})
+# Codes outside RX0xx/RX1xx that are still usage or input errors (a bad option value, a missing
+# domain, an unreadable dataset), hence exit 2.
+USAGE_CODES = frozenset({"RX303", "RX304", "RX307", "RX403"})
 
 
 def exit_status(diagnostics: "list[Diagnostic] | tuple[Diagnostic, ...]") -> int:
-    """2 for any input, usage or pragma error, else 1 for any other error, else 0."""
+    """2 for any input, usage or pragma error, else 1 for any other error, else 0.
+
+    (The CLI adds 3 for an internal error and 130 when interrupted: regionx.cli.main.)
+    """
     codes = [d.code for d in diagnostics if d.severity == "error"]
     if any(c.startswith(("RX0", "RX1")) or c in USAGE_CODES for c in codes):
         return 2

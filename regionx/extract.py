@@ -43,12 +43,12 @@ from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 from regionx import __version__
 from regionx import diagnostics as dx
 from regionx.sample import exec_module, portable_source
-from regionx.types import DEFAULT_METRIC, DEFAULT_TOLERANCE, Region, StageResult
+from regionx.types import DEFAULT_METRIC, DEFAULT_TOLERANCE, Dependency, Region, StageResult
 
 # Names the harness itself defines at module level: a source module binding one of them cannot
 # be extracted as is (its helpers would see the harness's object instead of their own).
 RESERVED = frozenset({
-    "region", "INPUTS", "OUTPUTS", "DOMAIN", "REQUIRE", "REGION_ID", "REGION_NAME", "SOURCE_PATH",
+    "region", "INPUTS", "OUTPUTS", "SCRATCH", "DOMAIN", "REQUIRE", "REGION_ID", "REGION_NAME", "SOURCE_PATH",
     "SOURCE_SHA256", "TOLERANCE", "METRIC", "ACCEPT", "REGIONX_VERSION",
 })
 # Module attributes that exist in every module (a harness has its own).
@@ -408,6 +408,145 @@ def extract_region(text: str, path: str, region: Region) -> StageResult:
     return StageResult(status="ok", region_id=region.id, data=data)
 
 
+# -- the dependency closure, hashed (staleness beyond the region's own lines) ---------------------
+
+# How a dependency is named in messages, by kind.
+_KIND_WORDS = {"constant": "module constant", "variable": "module variable", "function": "helper function",
+               "class": "class", "import": "import of", "update": "in-place update of", "statement": "module statement"}
+# At most this many changed dependencies are named in one message.
+_MAX_NAMED = 5
+
+
+@dataclass(frozen=True)
+class Closure:
+    """The module-level statements a region depends on (what its harness copies), hashed.
+
+    `sha256` is "" and `problem` says why when the closure cannot be collected (the region no
+    longer extracts, e.g. a name it reads is gone).
+    """
+
+    sha256: str
+    dependencies: tuple[Dependency, ...] = ()
+    problem: str | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return {"sha256": self.sha256, "dependencies": [d.to_json() for d in self.dependencies]}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, object]) -> "Closure":
+        deps = data.get("dependencies") or ()
+        assert isinstance(deps, (list, tuple))
+        return cls(sha256=str(data.get("sha256", "")), dependencies=tuple(Dependency.from_json(d) for d in deps))
+
+
+def _dependency(s: _Stmt) -> Dependency:
+    """One closure statement as a Dependency: what it binds, its kind, the sha256 of its syntax tree."""
+    try:
+        digest_text = ast.dump(ast.parse(s.code))  # comments, blank lines and line endings do not count
+    except SyntaxError:
+        digest_text = s.code.replace("\r\n", "\n")
+    digest = hashlib.sha256(digest_text.encode("utf-8")).hexdigest()
+    node = s.node
+    if isinstance(node, cst.FunctionDef):
+        kind = "function"
+    elif isinstance(node, cst.ClassDef):
+        kind = "class"
+    elif s.is_import:
+        kind = "import"
+    elif s.binds and isinstance(node, cst.SimpleStatementLine) and all(
+            isinstance(small, (cst.Assign, cst.AnnAssign, cst.AugAssign)) for small in node.body):
+        kind = "constant" if all(n.isupper() for n in s.binds) else "variable"
+    elif not s.binds and s.touches:
+        kind = "update"
+    else:
+        kind = "statement"
+    # a statement that binds and updates nothing (``from m import *``) is named by its first line
+    # (never by its line number, which moves when lines are added above it)
+    first = next((line.strip() for line in s.code.splitlines() if line.strip() and not line.lstrip().startswith("#")), "")
+    name = ", ".join(sorted(s.binds)) or ", ".join(sorted(s.touches)) or first[:60]
+    return Dependency(name=name, kind=kind, sha256=digest)
+
+
+def _keyed(dependencies: Sequence[Dependency]) -> dict[str, Dependency]:
+    """Dependencies by name, a repeated name numbered (``X``, ``X#2``) in source order."""
+    out: dict[str, Dependency] = {}
+    for d in dependencies:
+        key, k = d.name, 1
+        while key in out:
+            k += 1
+            key = f"{d.name}#{k}"
+        out[key] = d
+    return out
+
+
+def closure_sha256(dependencies: Sequence[Dependency]) -> str:
+    """The one digest of a closure: independent of the statements' order in the file."""
+    entries = sorted(f"{key}\t{d.kind}\t{d.sha256}" for key, d in _keyed(dependencies).items())
+    return hashlib.sha256("\n".join(entries).encode("utf-8")).hexdigest()
+
+
+def _closure_of(stmts: Sequence[_Stmt], region: Region) -> Closure:
+    """The closure of the statements a harness copies, minus the region's own lines (its own
+    source_sha256 covers them)."""
+    deps = tuple(_dependency(s) for s in stmts
+                 if not (region.start_line <= s.start and s.end <= region.end_line))
+    return Closure(sha256=closure_sha256(deps), dependencies=deps)
+
+
+def region_closure(text: str, path: str, region: Region) -> Closure:
+    """The hashed dependency closure of `region` in source `text`: the globals, constants, imports
+    and same-module helpers its extracted harness copies (transitively). Sampling records it
+    (DatasetMeta), training copies it into the manifest, and check/rewrite/train compare against it.
+    """
+    extracted = extract_region(text, path, region)
+    if not extracted.ok:
+        problem = "; ".join(d.message for d in extracted.diagnostics) or "the region cannot be extracted"
+        return Closure(sha256="", problem=problem)
+    return Closure.from_json(extracted.data["closure"])
+
+
+def source_changes(text: str, path: str, region: Region, source_sha256: str, closure_sha256: str = "",
+                   closure: Sequence[Dependency] = ()) -> list[str]:
+    """What changed in the code behind `region` since a surrogate was trained on it, one phrase each
+    (empty: nothing): its own lines (against `source_sha256`, skipped when "") and its dependency
+    closure (against `closure_sha256`/`closure`, skipped when "": artifacts that predate it).
+    check (RX602), rewrite (RX503) and train's re-timing of the exact code all judge by this."""
+    from regionx.analysis import region_sha256
+
+    changes: list[str] = []
+    if source_sha256 and region_sha256(text, region) != source_sha256:
+        changes.append("its code changed")
+    if closure_sha256:
+        current = region_closure(text, path, region)
+        if current.sha256 != closure_sha256:
+            changes += closure_changes(closure, current) or [
+                "a global or helper it depends on changed: " + ", ".join(d.name for d in current.dependencies)]
+    return changes
+
+
+def describe_dependency(d: Dependency) -> str:
+    """``module constant ITERATIONS``, ``helper function step`` ..."""
+    return f"{_KIND_WORDS.get(d.kind, d.kind)} {d.name}"
+
+
+def closure_changes(recorded: Sequence[Dependency], current: Closure) -> list[str]:
+    """What changed between a recorded closure and the current one, one phrase each
+    (``module constant ITERATIONS changed``); empty when nothing itemisable changed."""
+    if current.problem is not None:
+        return [f"its dependencies cannot be collected any more ({current.problem})"]
+    old, new = _keyed(recorded), _keyed(current.dependencies)
+    changes = []
+    for key, d in new.items():
+        if key not in old:
+            changes.append(f"new dependency: {describe_dependency(d)}")
+        elif old[key].sha256 != d.sha256:
+            changes.append(f"{describe_dependency(d)} changed")
+    changes += [f"{describe_dependency(d)} is no longer a dependency" for key, d in old.items() if key not in new]
+    if len(changes) > _MAX_NAMED:
+        changes = changes[:_MAX_NAMED] + [f"{len(changes) - _MAX_NAMED} more"]
+    return changes
+
+
 def _build(text: str, path: str, region: Region, module: cst.Module) -> tuple[str, dict]:  # type: ignore[type-arg]
     wrapper_meta = MetadataWrapper(module, unsafe_skip_copy=True)
     positions = wrapper_meta.resolve(PositionProvider)
@@ -642,6 +781,7 @@ def _build(text: str, path: str, region: Region, module: cst.Module) -> tuple[st
     out.append("\n\n")
     out.append(f"INPUTS = {_fmt_tuple(inputs)}\n")
     out.append(f"OUTPUTS = {_fmt_tuple(outputs)}\n")
+    out.append(f"SCRATCH = {_fmt_tuple(list(region.scratch))}  # changed in place, seen by nobody after\n")
     out.append(f"DOMAIN = {domain!r}\n")
     out.append(f"REQUIRE = {pragma.require if pragma is not None else None!r}\n")
     out.append(f"REGION_ID = {region.id!r}\n")
@@ -666,6 +806,7 @@ def _build(text: str, path: str, region: Region, module: cst.Module) -> tuple[st
         "outputs": outputs,
         "dependencies": [{"line": s.start, "binds": sorted(s.binds)} for s in futures + body_stmts],
         "dropped_decorators": dropped_decorators,
+        "closure": _closure_of(body_stmts, region).to_json(),
     }
     return harness, data
 
@@ -687,8 +828,12 @@ def load_harness(path_or_source: str, sys_path: Sequence[str] = ()) -> types.Mod
     gets that file's directory.
     """
     if "\n" not in path_or_source and os.path.isfile(path_or_source):
-        with open(path_or_source, encoding="utf-8") as handle:
-            source = handle.read()
+        from regionx.analysis.source import read_source
+
+        text, problems = read_source(path_or_source)
+        if text is None:
+            raise OSError(problems[0].message)
+        source = text
         filename = os.path.abspath(path_or_source)
         sys_path = (*sys_path, os.path.dirname(filename))
     else:

@@ -33,6 +33,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
 from regionx import diagnostics as dx
+from regionx.analysis.source import read_source
 from regionx.types import InstrumentedRun, Region
 
 HOOK_FILE = Path(__file__).with_name("_regionx_hook.py")
@@ -370,12 +372,9 @@ def run_instrumented(
             if mode == "plain" or not regions:
                 continue
             full = os.path.join(workdir, path)
-            try:
-                text = Path(full).read_text(encoding="utf-8")
-            except FileNotFoundError:
-                return failed(dx.make("RX001", path))
-            except (OSError, UnicodeDecodeError) as error:
-                return failed(dx.make("RX007", path, detail=str(error)))
+            text, problems = read_source(full)
+            if text is None:  # RX001 missing, RX002 a directory, RX003 not UTF-8, RX007 unreadable
+                return failed(replace(problems[0], path=path))
             try:
                 new_text = instrument_source(text, regions)
             except cst.ParserSyntaxError as error:

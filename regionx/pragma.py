@@ -13,6 +13,7 @@ Domains: ``uniform(lo, hi)``, ``loguniform(lo, hi)`` (0 < lo < hi), ``normal(mea
 from __future__ import annotations
 
 import ast
+import difflib
 import io
 import tokenize
 from dataclasses import dataclass, field
@@ -214,6 +215,20 @@ def _parse_keywords(body: str) -> list[ast.keyword]:
     return call.keywords
 
 
+def _check_misspelled(kw: ast.keyword) -> None:
+    """RX110 for a key that looks like a misspelled reserved key (``tolerence=0.01``).
+
+    Every other key names an input, so only a value that is not a domain call counts: with
+    ``tol=uniform(0, 1)`` `tol` stays an input's domain.
+    """
+    key, value = kw.arg, kw.value
+    if key is None or (isinstance(value, ast.Call) and isinstance(value.func, ast.Name)):
+        return
+    close = difflib.get_close_matches(key, RESERVED, n=1)
+    if close:  # kw's offset still counts the 'f(' that _parse_keywords wrapped the body in
+        raise PragmaError("RX110", kw.col_offset - 2, key=key, suggestion=close[0])
+
+
 def _build(group: _Group, body: str, is_block: bool) -> Pragma:
     fields: dict[str, Any] = {}
     domains: list[DomainSpec] = []
@@ -247,6 +262,7 @@ def _build(group: _Group, body: str, is_block: bool) -> Pragma:
                 raise PragmaError("RX108", value.col_offset, key=key, detail="expected a positive integer" if key == "samples" else "expected an integer")
             fields[key] = number
         else:
+            _check_misspelled(kw)
             domains.append(domain_from_node(key, value))
     first, last = group.comments[0], group.comments[-1]
     return Pragma(line=first.line, col=first.col, end_line=last.line, domains=tuple(domains), is_block=is_block, **fields)

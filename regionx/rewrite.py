@@ -39,7 +39,6 @@ The patched program needs numpy only; it loads ``<module_name>.py`` from its own
 from __future__ import annotations
 
 import difflib
-import hashlib
 import json
 import os
 import re
@@ -1430,7 +1429,9 @@ def rewrite_source(text: str, path: str, region: Region, manifest: Manifest, *, 
                                    with_map=any(h.fast is None for h in hoists),
                                    input_positions=input_positions,
                                    with_batch=any(h.fast is not None for h in hoists))
-        loader_stmts = _parse_stmts(loader_code)
+        # in the file's own line endings: the loader's multi-line docstrings are string contents,
+        # which libcst copies as written (a CRLF file stays CRLF throughout)
+        loader_stmts = _parse_stmts(loader_code.replace("\n", module.default_newline))
         anchors: list[cst.CSTNode] = [target.stmts[0], *[h.loop for h in hoists]]
         loader_before = _loader_position(module, anchors, parents)
         # a blank line above the loader, unless it opens the file (the blank would join the header)
@@ -1637,20 +1638,12 @@ def revert_source(text: str, path: str, *, only: str | None = None) -> StageResu
 
 
 def _read_source(path: str) -> tuple[str | None, Diagnostic | None]:
-    if os.path.isdir(path):
-        return None, make("RX002", path)
-    if not os.path.exists(path):
-        return None, make("RX001", path)
-    try:
-        with open(path, "rb") as fh:
-            raw = fh.read()
-    except OSError as exc:
-        return None, make("RX007", path, detail=str(exc))
-    try:
-        # newline="" semantics: keep CRLF as written so the patch and revert are byte-exact
-        return raw.decode("utf-8"), None
-    except UnicodeDecodeError as exc:
-        return None, make("RX003", path, detail=str(exc))
+    """regionx.analysis.source.read_source (line endings as written, so a patch and its revert are
+    byte-exact), with its one diagnostic."""
+    from regionx.analysis.source import read_source
+
+    text, problems = read_source(path)
+    return text, (problems[0] if problems else None)
 
 
 def _find_manifest(artifact_dir: str, selector: str | None) -> str | None:
@@ -1762,16 +1755,15 @@ def rewrite_file(path: str, region_selector: str | None, artifact_dir: str, *, o
         known = ", ".join(r.id for r in fa.regions) or "none"
         diag = region if isinstance(region, Diagnostic) else make("RX005", path, region=selector, known=known)
         return StageResult(status="failed", diagnostics=(diag,))
-    region_source = getattr(analysis, "region_source", None)
-    if region_source is not None and manifest.source_sha256:
-        try:
-            src = region_source(text, region)
-        except Exception:  # noqa: BLE001 - the staleness check is advisory if the helper cannot run
-            src = None
-        if isinstance(src, str) and hashlib.sha256(src.encode("utf-8")).hexdigest() != manifest.source_sha256:
-            return StageResult(status="failed", region_id=region.id, diagnostics=(make(
-                "RX503", path, region.start_line, region.col or 1,
-                detail=f"region {region.id!r} changed since its surrogate was trained (sha256 mismatch); retrain it"),))
+    from regionx.extract import source_changes
+
+    # the region's own lines and everything it depends on (module constants, helpers), hashed as
+    # sampling and check hash them; an artifact without hashes is not judged
+    changes = source_changes(text, path, region, manifest.source_sha256, manifest.closure_sha256, manifest.closure)
+    if changes:
+        return StageResult(status="failed", region_id=region.id, diagnostics=(make(
+            "RX503", path, region.start_line, region.col or 1,
+            detail=f"region {region.id!r} changed since its surrogate was trained ({'; '.join(changes)}); retrain it"),))
 
     module_name = os.path.splitext(manifest.module)[0]
     res = rewrite_source(text, path, region, manifest, module_name=module_name, force=force, hoist=hoist)

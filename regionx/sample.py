@@ -5,22 +5,44 @@ with rejection sampling on ``require=``. Observe mode records the inputs a real 
 program passes to the region (regionx.instrument, observe mode), optionally mixed with random
 ones. Either way the outputs come from running the extracted harness (regionx.extract) in worker
 processes of a concurrent.futures Executor (regionx.executors: local processes or Dask), in
-chunks, with a per-sample time limit. A sample that raises, gives NaN/inf, runs past the limit or
-whose output shape differs from the first valid sample's is dropped and counted, never a crash.
+chunks, with a per-sample time limit. A sample that raises, gives NaN/inf or runs past the limit
+is dropped and counted, never a crash; a sample that shows the region does not behave as analysed
+refuses the region (below).
 
-The *portable* part of this module (the functions named ``_rx_*`` and ``_RxTimeout`` below) is
-copied verbatim into every harness by regionx.extract (`portable_source`), so that
-``python harness.py --samples N --seed S`` and ``regionx sample`` draw, run and assemble samples
-with the same code and give identical datasets for the same seed. Those functions use only the
+The *portable* part of this module (the functions named ``_rx_*``, ``_RxTimeout`` and
+``_RxViolation`` below) is copied verbatim into every harness by regionx.extract
+(`portable_source`), so that ``python harness.py --samples N --seed S`` and ``regionx sample``
+draw, run, check and assemble samples with the same code and give identical datasets for the
+same seed. Those functions use only the
 standard library and numpy, import what they need inside their bodies (so they cannot clash with
 the user's module-level names in a harness), and refer to each other only by ``_rx_`` names.
 
 Drop kinds (DatasetMeta.dropped): ``rejected`` (draws refused by require=), ``raised`` (the
-region raised, or returned something that is not numbers), ``nonfinite`` (NaN or inf in an
-output), ``timeout`` (ran past the limit), ``shape`` (an output, or an observed input, whose shape
-differs from the first valid sample's / the declared shape), ``outside_domain`` (an observed input
-outside its declared domain, or failing require=: the declared domain is where the surrogate is
-trained and trusted, so such calls stay with the exact code).
+region raised), ``nonfinite`` (NaN or inf in an output), ``timeout`` (ran past the limit),
+``shape`` (an observed input whose shape differs from the first valid sample's / the declared
+shape), ``outside_domain`` (an observed input outside its declared domain, or failing require=:
+the declared domain is where the surrogate is trained and trusted, so such calls stay with the
+exact code).
+
+Run-time checks of what the analysis claimed (Region.inputs / Region.outputs). Sampling runs the
+exact region on every row anyway, so every sample is checked, in whichever process runs it (the
+checks are portable code, so ``python harness.py`` makes them too):
+
+- inputs not among the outputs are unchanged afterwards: each call gets fresh copies of the
+  mutable inputs (ndarrays, lists, dicts; scalars are immutable), compared with the row's own
+  values after the call (``_rx_changed``: deep, ndarrays by value, dtype and shape, NaN == NaN);
+- outputs are numbers: int, float, bool, numpy scalars, numeric ndarrays or nested lists of numbers
+  that make one (``_rx_not_number``; a str such as ``"%.3f" % x``, bytes, None, a dict, a complex,
+  an object is not), of the shape of the first valid sample's;
+- results are deterministic: at the end of each chunk, a few of its valid rows (first, middle,
+  last; RECHECK_ROWS) are run again on fresh copies and must give exactly the same outputs. In
+  the same process, so that only the region itself can make them differ, not a difference
+  between processes (a Dask worker's BLAS thread settings, str hash seeds).
+
+A violation is never a dropped sample: one refuses the region (RX308, exit 1) with the variable
+and the evidence, e.g. "`rows` was changed by the region but is not among its outputs (first seen
+on sample 0: rows[0][0] 0.93 -> 0.465)", so nothing is trained, compiled or rewritten from it.
+A sample on which the region raises stays a ``raised`` drop, unchecked.
 """
 
 from __future__ import annotations
@@ -62,6 +84,8 @@ DROP_KINDS = ("rejected", "raised", "nonfinite", "timeout", "shape")
 MIN_ACCEPT_RATE = 0.01
 # Draws made before the acceptance rate is judged (so a few unlucky draws do not stop a run).
 MIN_JUDGED_DRAWS = 1000
+# Valid rows of each chunk run a second time to check that the region is deterministic.
+RECHECK_ROWS = 3
 
 
 # ================================================================================================
@@ -74,6 +98,10 @@ class _RxTimeout(BaseException):
 
     A BaseException, so that a region's own ``except Exception`` cannot swallow it.
     """
+
+
+class _RxViolation(Exception):
+    """The region did not behave as the analysis claimed (the message says how); never a drop."""
 
 
 def _rx_spec(spec):  # type: ignore[no-untyped-def]
@@ -196,23 +224,138 @@ def _rx_draw_inputs(specs, n, rng, require=None, min_rate=0.01, min_judged=1000)
     return rows, drawn, rejected
 
 
-def _rx_outputs(result, n_outputs):  # type: ignore[no-untyped-def]
+def _rx_not_number(value):  # type: ignore[no-untyped-def]
+    """None if `value` is a real number (int, float, bool, numpy scalar) or an array of them (an
+    ndarray of a numeric dtype, or nested lists/tuples of numbers that make one); else what it is,
+    for a message: "a str ('1.234')", "a list holding None", "a ragged tuple ...".
+    """
+    import numpy as np
+
+    if isinstance(value, (bool, int, float, np.bool_, np.integer, np.floating)):
+        return None
+    if isinstance(value, np.ndarray) and value.dtype.kind != "O":
+        if value.dtype.kind in "biuf":
+            return None
+        kinds = {"c": "complex numbers", "U": "strings", "S": "bytes", "M": "datetimes", "m": "timedeltas"}
+        return f"an array of {kinds.get(value.dtype.kind, value.dtype.name)}"
+    if isinstance(value, (list, tuple, np.ndarray)):
+        array = value
+        if not isinstance(value, np.ndarray):
+            try:
+                array = np.asarray(value)
+            except (ValueError, TypeError):  # ragged nesting
+                array = None
+            if array is not None and array.dtype.kind in "biuf":
+                return None
+        # Find the item that is not a number (numpy would have turned numbers next to a str into str).
+        noun = "an ndarray" if isinstance(value, np.ndarray) else f"a {type(value).__name__}"
+        for item in (value.reshape(-1).tolist() if isinstance(value, np.ndarray) else value):
+            problem = _rx_not_number(item)
+            if problem is not None:
+                return f"{noun} holding {problem}"
+        if array is None:
+            return f"a ragged {type(value).__name__} (its items differ in shape)"
+        return None  # numbers numpy keeps as objects (ints beyond int64 ...): converted, or overflow
+    if value is None:
+        return "None"
+    text, kind = repr(value), type(value).__name__
+    return f"{'an' if kind[:1] in 'aeiou' else 'a'} {kind} ({text if len(text) <= 40 else text[:37] + '...'})"
+
+
+def _rx_outputs(result, n_outputs, names=None):  # type: ignore[no-untyped-def]
     """The region's result tuple as numbers: a float per scalar, a float64 array (a copy) per array.
 
-    Raises TypeError/ValueError/OverflowError if it is not a tuple of `n_outputs` numbers/arrays.
+    Raises _RxViolation naming the output (`names`, in order) if one is not a number or an array of
+    numbers (a str, None, a dict, an object ...: the analysis claimed outputs are numbers);
+    TypeError/ValueError/OverflowError if it is not a tuple of `n_outputs` values or does not fit
+    a float64.
     """
     import numpy as np
 
     if not isinstance(result, tuple) or len(result) != n_outputs:
         raise TypeError(f"expected a tuple of {n_outputs} outputs")
     values = []
-    for value in result:
+    for k, value in enumerate(result):
         if type(value) is float or type(value) is int:  # the common case, without numpy's overhead
             values.append(float(value))
             continue
+        if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":  # numeric arrays: no walk
+            values.append(float(value) if value.ndim == 0 else value.astype(np.float64))  # a copy
+            continue
+        # Checked before converting: np.array("1.234", dtype=float64) would silently succeed.
+        problem = _rx_not_number(value)
+        if problem is not None:
+            name = names[k] if names is not None else f"#{k}"
+            noun = "a numeric array" if isinstance(value, (list, tuple, np.ndarray)) else "a number"
+            raise _RxViolation(f"output {name!r} is {problem}, not {noun}")
         array = np.array(value, dtype=np.float64)  # a copy: later mutation cannot change it
         values.append(float(array) if array.ndim == 0 else array)
     return tuple(values)
+
+
+def _rx_changed(before, after, where):  # type: ignore[no-untyped-def]
+    """None if `after` equals `before`, else the first difference as (where, before, after) texts.
+
+    Deep: lists, tuples and dicts item by item; ndarrays by value with the same dtype and shape
+    (NaN equals NaN), also inside lists; other values by ==. Objects that only compare by identity
+    are not evidence of a change.
+    """
+    import numpy as np
+
+    def show(value):  # type: ignore[no-untyped-def]
+        text = repr(value.item() if isinstance(value, (np.ndarray, np.generic)) and np.ndim(value) == 0 else value)
+        return text if len(text) <= 40 else text[:37] + "..."
+
+    if isinstance(before, np.ndarray) or isinstance(after, np.ndarray):
+        if not (isinstance(before, np.ndarray) and isinstance(after, np.ndarray)):
+            return where, type(before).__name__, type(after).__name__
+        if before.dtype != after.dtype:
+            return where, f"dtype {before.dtype}", f"dtype {after.dtype}"
+        if before.shape != after.shape:
+            return where, f"shape {before.shape}", f"shape {after.shape}"
+        if before.dtype.kind in "biufc":
+            differ = before != after
+            if before.dtype.kind in "fc":
+                differ &= ~(np.isnan(before) & np.isnan(after))
+            if not differ.any():
+                return None
+            index = tuple(int(i) for i in np.argwhere(differ)[0])
+            return where + "".join(f"[{i}]" for i in index), show(before[index]), show(after[index])
+        for index in np.ndindex(before.shape):  # str / object arrays, element by element
+            found = _rx_changed(before[index], after[index], where + "".join(f"[{i}]" for i in index))
+            if found is not None:
+                return found
+        return None
+    if isinstance(before, (list, tuple, dict)) or isinstance(after, (list, tuple, dict)):
+        if type(before) is not type(after):
+            return where, type(before).__name__, type(after).__name__
+        if isinstance(before, dict):
+            for key in list(before) + [k for k in after if k not in before]:
+                if key not in after or key not in before:
+                    return (f"{where}[{key!r}]", show(before[key]) if key in before else "(absent)",
+                            show(after[key]) if key in after else "(absent)")
+                found = _rx_changed(before[key], after[key], f"{where}[{key!r}]")
+                if found is not None:
+                    return found
+            return None
+        if len(before) != len(after):
+            return where, f"{len(before)} items", f"{len(after)} items"
+        for k, (b, a) in enumerate(zip(before, after)):
+            found = _rx_changed(b, a, f"{where}[{k}]")
+            if found is not None:
+                return found
+        return None
+    if before is after:
+        return None
+    if type(before).__eq__ is object.__eq__ and type(before) is type(after):
+        return None  # compares by identity only: a copy is never "equal", which proves nothing
+    try:
+        same = bool(before == after) or bool(before != before and after != after)  # NaN == NaN
+    except Exception:  # cannot be compared: not evidence of a change
+        return None
+    if same and type(before) is type(after):
+        return None
+    return where, show(before), show(after)
 
 
 def _rx_finite(values):  # type: ignore[no-untyped-def]
@@ -230,13 +373,20 @@ def _rx_finite(values):  # type: ignore[no-untyped-def]
     return True
 
 
-def _rx_call_rows(fn, rows, timeout, n_outputs):  # type: ignore[no-untyped-def]
+def _rx_call_rows(fn, rows, timeout, n_outputs, inputs=None, outputs=None, recheck=0):  # type: ignore[no-untyped-def]
     """Call ``fn(*row)`` for each row; return one ``(status, outputs)`` per row.
 
     status is 'ok' (outputs: a tuple of floats / float64 arrays), 'raised' (outputs: the message),
-    'nonfinite' or 'timeout' (outputs None). The time limit uses SIGALRM (re-armed every `timeout` seconds, so code that
-    swallows the first one is interrupted again) when this is the main thread of a Unix process;
-    elsewhere the caller must bound the run (regionx.sample runs chunks in a subprocess there).
+    'nonfinite' or 'timeout' (outputs None), or 'violation' (outputs: ``(what, evidence)`` texts):
+    the region did not behave as analysed. Every call checks that the outputs are numbers; given
+    the region's `inputs` and `outputs` names, also that the inputs not among the outputs are
+    unchanged afterwards (each call gets fresh copies of the mutable inputs, compared with the
+    row's own values after it). With `recheck` > 0, that many 'ok' rows (first, middle, last) are
+    run again at the end, in this same process, and must give exactly the same outputs.
+
+    The time limit uses SIGALRM (re-armed every `timeout` seconds, so code that swallows the first
+    one is interrupted again) when this is the main thread of a Unix process; elsewhere the caller
+    must bound the run (regionx.sample runs chunks in a subprocess there).
     """
     import copy
     import signal
@@ -248,39 +398,72 @@ def _rx_call_rows(fn, rows, timeout, n_outputs):  # type: ignore[no-untyped-def]
         threading.current_thread() is threading.main_thread()
     )
     armed = [False]
+    out_names = list(outputs) if outputs is not None else [f"#{k}" for k in range(n_outputs)]
+    # Inputs the analysis says the region leaves alone (scalars are immutable: only containers are compared).
+    watched = [(k, name) for k, name in enumerate(inputs) if name not in out_names] if (
+        inputs is not None and outputs is not None) else []
 
     def on_alarm(signum, frame):  # type: ignore[no-untyped-def]
         if armed[0]:
             raise _RxTimeout()
 
-    previous = signal.signal(signal.SIGALRM, on_alarm) if use_alarm else None
-    results = []
-    try:
-        for row in rows:
-            # Fresh copies of mutable inputs: a region that mutates them must not alter our data.
-            args = [v.copy() if isinstance(v, np.ndarray) else (copy.deepcopy(v) if isinstance(v, list) else v)
-                    for v in row]
-            status = "ok"
-            outputs = None
+    def run(row):  # type: ignore[no-untyped-def]
+        # Fresh copies of mutable inputs: a region that mutates them must not alter our data.
+        args = [v.copy() if isinstance(v, np.ndarray) else (copy.deepcopy(v) if isinstance(v, (list, dict)) else v)
+                for v in row]
+        try:
             try:
-                try:
-                    if use_alarm:
-                        armed[0] = True
-                        signal.setitimer(signal.ITIMER_REAL, timeout, timeout)
-                    result = fn(*args)
-                finally:
-                    if use_alarm:
-                        armed[0] = False
-                        signal.setitimer(signal.ITIMER_REAL, 0)
-                outputs = _rx_outputs(result, n_outputs)
-                if not _rx_finite(outputs):
-                    status, outputs = "nonfinite", None
-            except _RxTimeout:
-                status, outputs = "timeout", None
-            except Exception as exc:
-                # Keep the message (not the exception: it may not pickle) to explain drops.
-                status, outputs = "raised", f"{type(exc).__name__}: {exc}"[:300]
-            results.append((status, outputs))
+                if use_alarm:
+                    armed[0] = True
+                    signal.setitimer(signal.ITIMER_REAL, timeout, timeout)
+                result = fn(*args)
+            finally:
+                if use_alarm:
+                    armed[0] = False
+                    signal.setitimer(signal.ITIMER_REAL, 0)
+            for k, name in watched:
+                if isinstance(row[k], (np.ndarray, list, dict)):
+                    change = _rx_changed(row[k], args[k], name)
+                    if change is not None:
+                        return "violation", (f"`{name}` was changed by the region but is not among its outputs",
+                                             f"{change[0]} {change[1]} -> {change[2]}")
+            values = _rx_outputs(result, n_outputs, out_names)
+            if not _rx_finite(values):
+                return "nonfinite", None
+            return "ok", values
+        except _RxTimeout:
+            return "timeout", None
+        except _RxViolation as exc:
+            return "violation", (str(exc), "")
+        except Exception as exc:
+            # Keep the message (not the exception: it may not pickle) to explain drops.
+            return "raised", f"{type(exc).__name__}: {exc}"[:300]
+
+    previous = signal.signal(signal.SIGALRM, on_alarm) if use_alarm else None
+    try:
+        results = [run(row) for row in rows]
+        ok = [i for i, (status, _) in enumerate(results) if status == "ok"]
+        picks = sorted({ok[(len(ok) - 1) * j // max(1, recheck - 1)] for j in range(recheck)}) if ok else []
+        for i in picks:
+            status, again = run(rows[i])
+            first = results[i][1]
+            if status == "timeout":  # a slow moment proves nothing
+                continue
+            if status == "violation":
+                results[i] = (status, again)
+                continue
+            if status != "ok":
+                shown = ", ".join(f"{name}={v!r}" if type(v) is float else f"{name} of shape {v.shape}"
+                                  for name, v in zip(out_names, first))
+                then = "non-finite values" if status == "nonfinite" else f"raised {again}"
+                results[i] = ("violation", (f"not deterministic: the same inputs gave {shown}, then {then}", ""))
+                continue
+            for name, a, b in zip(out_names, first, again):
+                change = _rx_changed(a, b, name)
+                if change is not None:
+                    results[i] = ("violation", (
+                        f"not deterministic: the same inputs gave {change[0]}={change[1]} then {change[2]}", ""))
+                    break
     finally:
         if use_alarm:
             armed[0] = False
@@ -313,13 +496,15 @@ def _rx_flatten(values, shapes):  # type: ignore[no-untyped-def]
     return flat
 
 
-def _rx_assemble(rows, results, input_shapes):  # type: ignore[no-untyped-def]
+def _rx_assemble(rows, results, input_shapes, output_names=None):  # type: ignore[no-untyped-def]
     """Flatten valid samples into X (n, d_in) and Y (n, d_out) float64 matrices.
 
-    `input_shapes` is the declared shape of each input (None: taken from the first row). The
-    output shapes are those of the first valid sample; a later sample whose input or output shapes
-    differ is dropped as 'shape'. Returns (X, Y, input_shapes, output_shapes, dropped, kept) where
-    `kept` lists the indices of the rows kept.
+    `input_shapes` is the declared shape of each input (None: taken from the first row). A later
+    sample whose input shapes differ is dropped as 'shape'. The output shapes are those of the
+    first valid sample; an output whose shape differs on a later sample, or a row whose status is
+    'violation', is a violation: the scan stops there. Returns (X, Y, input_shapes, output_shapes,
+    dropped, kept, violation) where `kept` lists the indices of the rows kept and `violation` is
+    None or the text of the first violation, naming the variable and the sample it was seen on.
     """
     import numpy as np
 
@@ -327,17 +512,29 @@ def _rx_assemble(rows, results, input_shapes):  # type: ignore[no-untyped-def]
     in_shapes = [None if s is None else tuple(s) for s in input_shapes]
     out_shapes = None
     xs, ys, kept = [], [], []
+    violation = None
     for index, (row, (status, outputs)) in enumerate(zip(rows, results)):
+        if status == "violation":
+            what, evidence = outputs
+            violation = f"{what} (first seen on sample {index}{': ' + evidence if evidence else ''})"
+            break
         if status != "ok":
             dropped[status] = dropped.get(status, 0) + 1
             continue
         trial_in = list(in_shapes)
         x = _rx_flatten(row, trial_in)
-        trial_out = list(out_shapes) if out_shapes is not None else [None] * len(outputs)
-        y = _rx_flatten(outputs, trial_out) if x is not None else None
-        if x is None or y is None:
+        if x is None:  # an observed input of another shape: not the region's fault
             dropped["shape"] += 1
             continue
+        trial_out = list(out_shapes) if out_shapes is not None else [None] * len(outputs)
+        y = _rx_flatten(outputs, trial_out)
+        if y is None:  # outputs are numbers of a fixed shape (the analysis claimed so)
+            now = [() if type(v) is float else tuple(np.shape(v)) for v in outputs]
+            k = next((k for k, shape in enumerate(now) if tuple(out_shapes[k]) != shape), 0)
+            name = output_names[k] if output_names is not None else f"#{k}"
+            violation = (f"output {name!r} has no fixed shape: {tuple(out_shapes[k])} on sample {kept[0]}, "
+                         f"{now[k]} on sample {index}")
+            break
         in_shapes, out_shapes = trial_in, trial_out
         xs.append(x)
         ys.append(y)
@@ -348,7 +545,7 @@ def _rx_assemble(rows, results, input_shapes):  # type: ignore[no-untyped-def]
     d_out = sum(int(np.prod(s)) for s in out_shapes)
     X = np.array(xs, dtype=np.float64).reshape(len(xs), d_in)
     Y = np.array(ys, dtype=np.float64).reshape(len(ys), d_out)
-    return X, Y, in_shapes, out_shapes, dropped, kept
+    return X, Y, in_shapes, out_shapes, dropped, kept, violation
 
 
 def _rx_time_per_call(fn, arg_rows, budget=1.0, max_rows=300):  # type: ignore[no-untyped-def]
@@ -429,8 +626,15 @@ def _rx_main(ns, argv=None):  # type: ignore[no-untyped-def]
     if rows is None:
         print(f"error: require={ns['REQUIRE']!r} accepted {rejected} of {drawn} draws (< 1%)", file=sys.stderr)
         return 1
-    results = _rx_call_rows(ns["region"], rows, args.timeout, len(ns["OUTPUTS"]))
-    X, Y, in_shapes, out_shapes, dropped, kept = _rx_assemble(rows, results, [tuple(s[3]) for s in ordered])
+    inputs, outputs = list(ns["INPUTS"]), list(ns["OUTPUTS"])
+    # One chunk, as a sampling worker runs it: the same checks and re-runs (regionx.sample.RECHECK_ROWS).
+    allowed = outputs + list(ns.get("SCRATCH", ()))  # inputs the region may change
+    results = _rx_call_rows(ns["region"], rows, args.timeout, len(outputs), inputs, allowed, 3)
+    X, Y, in_shapes, out_shapes, dropped, kept, violation = _rx_assemble(
+        rows, results, [tuple(s[3]) for s in ordered], outputs)
+    if violation is not None:  # the same refusal as regionx sample's RX308: no dataset is written
+        print(f"error: region {ns['REGION_ID']!r} does not behave as analysed: {violation}", file=sys.stderr)
+        return 1
     dropped = {"rejected": rejected, **dropped}
     if not kept:
         print(f"error: no valid samples (dropped: {dropped})", file=sys.stderr)
@@ -464,6 +668,7 @@ def _rx_main(ns, argv=None):  # type: ignore[no-untyped-def]
 # The objects whose source every harness carries, in order.
 PORTABLE: tuple[Any, ...] = (
     _RxTimeout,
+    _RxViolation,
     _rx_spec,
     _rx_column,
     "_RX_REQUIRE_NODES",
@@ -471,7 +676,9 @@ PORTABLE: tuple[Any, ...] = (
     _rx_compile_require,
     _rx_require_namespace,
     _rx_draw_inputs,
+    _rx_not_number,
     _rx_outputs,
+    _rx_changed,
     _rx_finite,
     _rx_call_rows,
     _rx_flatten,
@@ -521,11 +728,15 @@ def draw_inputs(specs: Sequence[DomainSpec], n: int, rng: np.random.Generator,
     return rows, third
 
 
-def call_rows(fn: Callable[..., Any], rows: Sequence[tuple[Any, ...]], n_outputs: int,
-              timeout: float) -> list[tuple[str, Any]]:
+def call_rows(fn: Callable[..., Any], rows: Sequence[tuple[Any, ...]], n_outputs: int, timeout: float, *,
+              inputs: Sequence[str] | None = None, outputs: Sequence[str] | None = None,
+              recheck: int = 0) -> list[tuple[str, Any]]:
     """Call the harness's ``fn(*row)`` for each row in this process: one ``(status, outputs)`` per
-    row, status 'ok', 'raised', 'nonfinite' or 'timeout' (the harnesses' own ``_rx_call_rows``)."""
-    return list(_rx_call_rows(fn, list(rows), timeout, n_outputs))
+    row, status 'ok', 'raised', 'nonfinite', 'timeout' or 'violation' (the harnesses' own
+    ``_rx_call_rows``: outputs must be numbers; given the region's `inputs` and `outputs` names,
+    inputs not among the outputs must be left unchanged; `recheck` valid rows are run twice)."""
+    return list(_rx_call_rows(fn, list(rows), timeout, n_outputs, None if inputs is None else list(inputs),
+                              None if outputs is None else list(outputs), recheck))
 
 
 def argument_rows(X: np.ndarray, meta: DatasetMeta) -> list[tuple[Any, ...]]:
@@ -641,11 +852,15 @@ class _Chunk:
     rows: list[tuple[Any, ...]]
     timeout: float
     n_outputs: int
+    # The region's input and output names, for the run-time checks of what the analysis claimed.
+    inputs: tuple[str, ...] | None = None
+    outputs: tuple[str, ...] | None = None
+    recheck: int = 0  # valid rows run twice (determinism)
 
 
 @dataclass(frozen=True)
 class _ChunkResult:
-    results: list[tuple[str, tuple[np.ndarray, ...] | None]]
+    results: list[tuple[str, Any]]
     error: str | None = None  # the harness could not be loaded at all
 
 
@@ -663,7 +878,9 @@ def _run_chunk_inline(chunk: _Chunk) -> _ChunkResult:
         module = _harness(chunk.source, chunk.sys_path)
     except BaseException as exc:  # the user's module-level code failed in the harness
         return _ChunkResult([], f"harness failed to load: {type(exc).__name__}: {exc}")
-    return _ChunkResult(_rx_call_rows(module.region, chunk.rows, chunk.timeout, chunk.n_outputs))
+    return _ChunkResult(_rx_call_rows(module.region, chunk.rows, chunk.timeout, chunk.n_outputs,
+                                      None if chunk.inputs is None else list(chunk.inputs),
+                                      None if chunk.outputs is None else list(chunk.outputs), chunk.recheck))
 
 
 def _run_chunk(chunk: _Chunk) -> _ChunkResult:
@@ -724,8 +941,13 @@ def _split(n: int, parts: int) -> list[tuple[int, int]]:
 
 def run_rows(source: str, rows: Sequence[tuple[Any, ...]], n_outputs: int, *, timeout: float = 10.0,
              executor: str = "local", sys_path: Sequence[str] = (),
-             progress: Callable[[int, int], None] | None = None) -> tuple[list[tuple[str, Any]], str | None]:
+             progress: Callable[[int, int], None] | None = None, inputs: Sequence[str] | None = None,
+             outputs: Sequence[str] | None = None, recheck: int = 0) -> tuple[list[tuple[str, Any]], str | None]:
     """Run the harness `source`'s ``region`` on every row with `executor`; one (status, outputs) per row.
+
+    Every call's outputs must be numbers; given the region's `inputs` and `outputs` names, the
+    workers also check that the other inputs are left unchanged, and re-run `recheck` valid rows
+    of each chunk to check determinism (see ``_rx_call_rows``; status 'violation').
 
     Rows are split into chunks (at least four per worker) submitted as tasks; results go back in row
     order, so the outcome does not depend on the executor or the chunking. A chunk whose task
@@ -754,7 +976,9 @@ def run_rows(source: str, rows: Sequence[tuple[Any, ...]], n_outputs: int, *, ti
     abandoned = False
     try:
         futures = {
-            pool.submit(_run_chunk, _Chunk(source, tuple(sys_path), list(rows[a:b]), timeout, n_outputs)): (a, b)
+            pool.submit(_run_chunk, _Chunk(source, tuple(sys_path), list(rows[a:b]), timeout, n_outputs,
+                                           None if inputs is None else tuple(inputs),
+                                           None if outputs is None else tuple(outputs), recheck)): (a, b)
             for a, b in ranges
         }
         pending = set(futures)
@@ -915,11 +1139,12 @@ def sample_region(text: str, path: str, region: Region, *, n: int = 10000, seed:
 
     Diagnostics: RX006 bad option, RX108 invalid require=, RX301 region cannot be extracted,
     RX302 require= too strict, RX303 an input without a domain, RX304 a --domain for a name that
-    is not an input, RX305 no valid samples, RX306 the observed run failed.
+    is not an input, RX305 no valid samples, RX306 the observed run failed, RX308 the region does
+    not behave as analysed (the run-time checks of the module docstring).
     """
     from regionx.analysis import region_sha256
     from regionx.executors import ExecutorError, executor_workers
-    from regionx.extract import extract_region
+    from regionx.extract import Closure, extract_region
 
     line, col = _line(region)
 
@@ -998,11 +1223,12 @@ def sample_region(text: str, path: str, region: Region, *, n: int = 10000, seed:
     rows = observed_rows + random_rows
     source_dir = os.path.dirname(os.path.abspath(path))
     results, error = run_rows(harness, rows, len(region.outputs), timeout=timeout, executor=executor,
-                              sys_path=(source_dir,), progress=progress)
+                              sys_path=(source_dir,), progress=progress, inputs=region.inputs, outputs=region.outputs + region.scratch,
+                              recheck=RECHECK_ROWS)
     if error is not None:
         return fail(dx.make("RX301", path, line, col, region=region.id, detail=error))
     declared = [specs[name].shape if name in specs else None for name in region.inputs]
-    X, Y, in_shapes, out_shapes, dropped, kept = _rx_assemble(rows, results, declared)
+    X, Y, in_shapes, out_shapes, dropped, kept, violation = _rx_assemble(rows, results, declared, list(region.outputs))
     dropped = {"rejected": rejected, **dropped}
     if n_observed > 0:
         dropped["outside_domain"] = outside
@@ -1011,6 +1237,9 @@ def sample_region(text: str, path: str, region: Region, *, n: int = 10000, seed:
     first_error = next((out for status, out in results if status == "raised" and isinstance(out, str)), None)
     if first_error is not None:
         data["first_error"] = first_error
+    if violation is not None:  # one violation refuses the region: nothing is trained or rewritten
+        return fail(dx.make("RX308", path, line, col, region=region.id, detail=violation),
+                    data={**data, "violation": violation})
     if not kept:
         detail = f"all {len(rows)} samples were dropped ({', '.join(f'{k}: {v}' for k, v in dropped.items() if v)})"
         if first_error is not None:
@@ -1043,6 +1272,12 @@ def sample_region(text: str, path: str, region: Region, *, n: int = 10000, seed:
         accept=pragma.accept if pragma is not None else None,
         mode=mode,
         regionx_version=__version__,
+        # what regionx.extract.region_closure gives, from this very extraction
+        closure_sha256=Closure.from_json(extracted.data["closure"]).sha256,
+        closure=Closure.from_json(extracted.data["closure"]).dependencies,
+        require=require,
+        line=region.start_line,
+        col=max(1, region.col),
     )
     return StageResult(status="ok", region_id=region.id, data=data), Dataset(X=X, Y=Y, meta=meta)
 

@@ -101,6 +101,9 @@ class Region:
     time_share: float | None = None
     # For a function region: its parameters in order (the harness and surrogate keep this order).
     params: tuple[str, ...] = ()
+    # Inputs the region changes in place where nothing can see it afterwards (a scratch buffer made
+    # before a loop and dead after it): not outputs, and sampling's run-time check lets them change.
+    scratch: tuple[str, ...] = ()
 
     @property
     def display_name(self) -> str:
@@ -184,6 +187,31 @@ def _vars_from_json(items: list[dict[str, Any]]) -> tuple[VarSpec, ...]:
 
 
 @dataclass(frozen=True)
+class Dependency:
+    """One module-level statement a region depends on (its extraction closure), hashed for staleness.
+
+    `name` is what the statement binds (``ITERATIONS``, ``helper``, ``math``), `kind` one of
+    constant, variable, function, class, import, statement; `sha256` hashes the statement's syntax
+    tree (comments, blank lines and line endings do not count).
+    """
+
+    name: str
+    kind: str
+    sha256: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"name": self.name, "kind": self.kind, "sha256": self.sha256}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Dependency":
+        return cls(name=str(data["name"]), kind=str(data.get("kind", "statement")), sha256=str(data["sha256"]))
+
+
+def _deps_from_json(items: Any) -> tuple[Dependency, ...]:
+    return tuple(Dependency.from_json(d) for d in (items or ()))
+
+
+@dataclass(frozen=True)
 class DatasetMeta:
     """Everything about a dataset except its arrays (stored as JSON inside the .npz)."""
 
@@ -203,6 +231,13 @@ class DatasetMeta:
     accept: str | None = None
     mode: str = "random"  # random | observe | mixed
     regionx_version: str = ""
+    # What the region depends on besides its own lines (regionx.extract.region_closure), the
+    # pragma's require= it was sampled with, and where the region starts (for diagnostics).
+    closure_sha256: str = ""
+    closure: tuple[Dependency, ...] = ()
+    require: str | None = None
+    line: int = 0
+    col: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -222,6 +257,11 @@ class DatasetMeta:
             "accept": self.accept,
             "mode": self.mode,
             "regionx_version": self.regionx_version,
+            "closure_sha256": self.closure_sha256,
+            "closure": [d.to_json() for d in self.closure],
+            "require": self.require,
+            "line": self.line,
+            "col": self.col,
         }
 
     @classmethod
@@ -243,6 +283,11 @@ class DatasetMeta:
             accept=data.get("accept"),
             mode=data.get("mode", "random"),
             regionx_version=data.get("regionx_version", ""),
+            closure_sha256=data.get("closure_sha256", ""),
+            closure=_deps_from_json(data.get("closure")),
+            require=data.get("require"),
+            line=int(data.get("line", 0)),
+            col=int(data.get("col", 0)),
         )
 
 
@@ -266,10 +311,37 @@ class Dataset:
 
     @classmethod
     def load(cls, path: str) -> "Dataset":
-        """Read a dataset written by `save` (raises OSError/KeyError/ValueError on a bad file)."""
-        with np.load(path, allow_pickle=False) as data:
-            meta = DatasetMeta.from_json(json.loads(str(data["meta"])))
-            return cls(X=np.asarray(data["X"], dtype=np.float64), Y=np.asarray(data["Y"], dtype=np.float64), meta=meta)
+        """Read a dataset written by `save`.
+
+        Raises OSError when the file cannot be opened (FileNotFoundError when it does not exist),
+        else ValueError with a one-line reason for anything that is not a regionx dataset (never
+        numpy's own messages, e.g. about pickled data).
+        """
+        import zipfile
+
+        with open(path, "rb") as handle:  # OSError (missing, a directory, no permission) as is
+            magic = handle.read(4)
+        if not magic.startswith(b"PK"):  # a zip archive; anything else is no .npz (numpy would try pickle)
+            raise ValueError("not an .npz archive (a dataset is written by 'regionx sample')")
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                missing = [k for k in ("X", "Y", "meta") if k not in data.files]
+                if missing:
+                    raise ValueError(f"the archive has no {', '.join(repr(k) for k in missing)} array "
+                                     "(a dataset is written by 'regionx sample')")
+                try:
+                    meta = DatasetMeta.from_json(json.loads(str(data["meta"])))
+                except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                    detail = f"missing field {exc}" if isinstance(exc, KeyError) else f"{type(exc).__name__}: {exc}"
+                    raise ValueError(f"its 'meta' is not regionx metadata ({detail})") from None
+                X, Y = np.asarray(data["X"], dtype=np.float64), np.asarray(data["Y"], dtype=np.float64)
+        except ValueError as exc:
+            if "pickle" in str(exc):
+                raise ValueError("its arrays hold Python objects, not numbers") from None
+            raise
+        except (zipfile.BadZipFile, EOFError, KeyError, OSError) as exc:
+            raise ValueError(f"a damaged .npz archive ({type(exc).__name__}: {exc})") from None
+        return cls(X=X, Y=Y, meta=meta)
 
 
 @dataclass(frozen=True)
@@ -381,6 +453,17 @@ class Manifest:
     upper: tuple[float, ...]
     seed: int
     regionx_version: str
+    # What the region depends on besides its own lines (regionx.extract.region_closure); "" and
+    # () in manifests written before it was recorded (then only the region's own lines count).
+    closure_sha256: str = ""
+    closure: tuple[Dependency, ...] = ()
+    # The pragma's own settings when the region was sampled (tolerance/metric with regionx's
+    # defaults filled in, require=): `check` calls a pragma that differs from them stale, while
+    # tolerance/metric above are what the surrogate was validated with (compile's overrides).
+    # None in older manifests.
+    pragma_tolerance: float | None = None
+    pragma_metric: Metric | None = None
+    require: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -388,6 +471,8 @@ class Manifest:
             "region_name": self.region_name,
             "source_path": self.source_path,
             "source_sha256": self.source_sha256,
+            "closure_sha256": self.closure_sha256,
+            "closure": [d.to_json() for d in self.closure],
             "interface": {
                 "inputs": _vars_json(self.inputs),
                 "outputs": _vars_json(self.outputs),
@@ -397,6 +482,8 @@ class Manifest:
             "metric": self.metric,
             "target": self.target,
             "accept": self.accept,
+            "require": self.require,
+            "pragma": {"tolerance": self.pragma_tolerance, "metric": self.pragma_metric},
             "topology": self.topology.to_json(),
             "validation": {
                 "accuracy": self.topology.accuracy,
@@ -429,7 +516,14 @@ class Manifest:
             topology=TopologyResult.from_json(d["topology"]), module=d["module"],
             lower=tuple(d["bounds"]["lower"]), upper=tuple(d["bounds"]["upper"]),
             seed=int(d["seed"]), regionx_version=d["regionx_version"],
+            closure_sha256=d.get("closure_sha256", ""), closure=_deps_from_json(d.get("closure")),
+            pragma_tolerance=_float_or_none((d.get("pragma") or {}).get("tolerance")),
+            pragma_metric=(d.get("pragma") or {}).get("metric"), require=d.get("require"),
         )
+
+
+def _float_or_none(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 @dataclass(frozen=True)

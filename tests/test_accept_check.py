@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -11,13 +12,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_check import SOURCE, codes, edit, findings, repo, run_json  # noqa: E402,F401 - shared fixture and helpers
 
 PRAGMA = 'name=newton_sqrt, tolerance=0.05, metric="abs"'
-STRICT = 'name=newton_sqrt, tolerance=0.0001, metric="rel"'
+
+
+def strict(repo: Path) -> None:
+    """As if compiled with `--tolerance 0.0001 --metric rel`: check judges by the manifest's settings
+    (a pragma edited to them would be stale instead)."""
+    path = repo / ".regionx" / "newton_sqrt" / "manifest.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "tolerance": 0.0001, "metric": "rel"}))
 
 
 def test_accept_rescues_a_strict_tolerance(repo: Path) -> None:
     # 0.01% is beyond the committed surrogate; accepting only answers whose square is within 1e-4 of v
     # (relative error of the root about 5e-5) leaves the rest to the exact code: the program passes.
-    edit(repo / SOURCE, PRAGMA, STRICT + ', accept="abs(result * result - v) <= 1e-4 * v"')
+    strict(repo)
+    edit(repo / SOURCE, PRAGMA, PRAGMA + ', accept="abs(result * result - v) <= 1e-4 * v"')
     code, doc = run_json()
     row = next(r for r in doc["regions"] if r["id"] == "newton_sqrt")
     assert row["status"] == "ok" and row["findings"] == [], findings(doc)
@@ -27,7 +35,8 @@ def test_accept_rescues_a_strict_tolerance(repo: Path) -> None:
 
 
 def test_accept_that_accepts_everything_still_fails(repo: Path) -> None:
-    edit(repo / SOURCE, PRAGMA, STRICT + ', accept="result == result"')
+    strict(repo)
+    edit(repo / SOURCE, PRAGMA, PRAGMA + ', accept="result == result"')
     code, doc = run_json()
     row = next(r for r in doc["regions"] if r["id"] == "newton_sqrt")
     assert code == 1 and row["status"] == "failed"

@@ -110,16 +110,22 @@ def test_fresh_samples_honour_require_and_differ_from_training(repo: Path) -> No
 
 
 def test_rows_outside_the_trained_box_are_counted_not_judged(repo: Path) -> None:
-    # widen a's domain beyond the trained box [0, 2]: the code is unchanged (not stale), and rows
-    # with a > 2 are served by the exact code at run time, so they are reported, not judged.
-    # (The patched program carries the pragma's text, so it alone is out of date.)
+    # fresh rows drawn from a domain wider than the trained box [0, 2] for a: rows with a > 2 are
+    # served by the exact code at run time, so they are reported, not judged. (Through `check` a
+    # widened pragma domain is stale: test_changed_pragma_is_stale_saying_what_changed.)
+    from regionx.analysis import analyze_file, find_region
+    from regionx.check import measure_accuracy
+
     edit(repo / SOURCE, "a=uniform(0.0, 2.0)", "a=uniform(0.0, 4.0)")
-    code, doc = run_json()
-    row = next(r for r in doc["regions"] if r["id"] == "overlap")
-    assert code == 1 and codes(doc) == {"RX604"}, findings(doc)
-    assert row["status"] == "ok" and row["findings"] == []
-    assert 0.3 * int(SAMPLES) < row["outside"] < 0.7 * int(SAMPLES)
-    assert row["samples"] == int(SAMPLES) - row["outside"] - row["dropped"]
+    region = find_region(analyze_file(SOURCE), "overlap")
+    assert region is not None
+    manifest = Manifest.from_json(json.loads((repo / ".regionx" / "overlap" / "manifest.json").read_text()))
+    n = int(SAMPLES)
+    m = measure_accuracy((repo / SOURCE).read_text(), SOURCE, region, manifest, ".regionx/overlap", n=n,
+                         tolerance=manifest.tolerance, metric=manifest.metric)
+    assert m["problem"] is None and m["accuracy"] >= manifest.target
+    assert 0.3 * n < m["outside"] < 0.7 * n
+    assert m["samples"] == n - m["outside"] - m["dropped"]
 
 
 # --------------------------------------------------------------------------- findings
@@ -147,20 +153,133 @@ def test_stale_text_output_names_file_and_line(repo: Path) -> None:
     assert f"{SOURCE}:{line}:1: RX602 stale: region 'overlap' changed since its surrogate was trained" in out
 
 
-@pytest.mark.parametrize("old,new", [
-    ('name=newton_sqrt, tolerance=0.05, metric="abs"', 'name=newton_sqrt, tolerance=0.0001, metric="abs"'),
-    ('name=newton_sqrt, tolerance=0.05, metric="abs"', 'name=newton_sqrt, tolerance=0.0001, metric="rel"'),
-])
-def test_stricter_pragma_tolerance_loses_accuracy(repo: Path, old: str, new: str) -> None:
+# A pragma edited since training is stale (RX602), saying what changed; the surrogate is not measured.
+PRAGMA_CHANGES = [
+    # (old text, new text, region, what the message says)
+    ('name=newton_sqrt, tolerance=0.05, metric="abs"', 'name=newton_sqrt, tolerance=0.0001, metric="abs"',
+     "newton_sqrt", ["tolerance 0.05 -> 0.0001"]),
+    ('name=newton_sqrt, tolerance=0.05, metric="abs"', 'name=newton_sqrt, tolerance=0.0001, metric="rel"',
+     "newton_sqrt", ["tolerance 0.05 -> 0.0001", "metric abs -> rel"]),
+    ('name=newton_sqrt, tolerance=0.05, metric="abs",', "name=newton_sqrt,", "newton_sqrt",
+     ["tolerance 0.05 -> 0.01", "metric abs -> rel"]),  # removed: regionx's defaults
+    ('require="v >= 0.25"', 'require="v >= 0.5"', "newton_sqrt", ["require 'v >= 0.25' -> 'v >= 0.5'"]),
+    ("v=uniform(0.0, 4.0)", "v=uniform(0.0, 8.0)", "newton_sqrt", ["domain of 'v' uniform(0.0, 4.0) -> uniform(0.0, 8.0)"]),
+    ("a=uniform(0.0, 2.0)", "a=uniform(0.0, 4.0)", "overlap", ["domain of 'a' uniform(0.0, 2.0) -> uniform(0.0, 4.0)"]),
+    ("b=uniform(0.0, 3.0)", "b=loguniform(0.1, 3.0)", "overlap", ["domain of 'b' uniform(0.0, 3.0) -> loguniform(0.1, 3.0)"]),
+]
+
+
+@pytest.mark.parametrize("old,new,region_id,said", PRAGMA_CHANGES, ids=[c[1] for c in PRAGMA_CHANGES])
+def test_changed_pragma_is_stale_saying_what_changed(repo: Path, old: str, new: str, region_id: str,
+                                                     said: list[str]) -> None:
     edit(repo / SOURCE, old, new)
     code, doc = run_json()
     assert code == 1
+    row = next(r for r in doc["regions"] if r["id"] == region_id)
+    [stale] = row["findings"]
+    assert stale["code"] == "RX602" and stale["line"] == line_of(repo / SOURCE, f"def {region_id}")
+    message = stale["message"]
+    assert message.startswith(f"stale: region '{region_id}' changed since its surrogate was trained: ")
+    assert all(phrase in message for phrase in said), message
+    assert "its code changed" not in message and message.endswith(f"retrain with 'regionx compile {SOURCE}'")
+    assert row["accuracy"] is None and row["note"] == "accuracy not measured: stale"
+    # the tolerance shown is the one the surrogate was validated with, not the pragma's new one
+    assert row["tolerance"] == 0.05 and row["metric"] == "abs"
+    other = next(r for r in doc["regions"] if r["id"] != region_id)
+    assert other["status"] == "ok"
+
+
+def test_same_domain_written_differently_is_not_stale(repo: Path) -> None:
+    edit(repo / SOURCE, "v=uniform(0.0, 4.0)", "v=uniform(0, 4)")
+    code, doc = run_json()
+    assert all(r["status"] == "ok" for r in doc["regions"]), findings(doc)
+    assert codes(doc) == {"RX604"}  # only the patched program, which carries the pragma's text
+
+
+@pytest.mark.parametrize("tolerance,metric,ok", [(0.1, "abs", True), (0.0001, "abs", False), (0.0001, "rel", False)])
+def test_check_uses_the_manifests_settings(repo: Path, tolerance: float, metric: str, ok: bool) -> None:
+    # as if compiled with `regionx compile --tolerance T --metric M`: the pragma is unchanged (not
+    # stale) and the surrogate is judged by what it was validated with, not by the pragma's 0.05 abs
+    path = repo / ".regionx" / "newton_sqrt" / "manifest.json"
+    data = json.loads(path.read_text())
+    assert data["pragma"] == {"tolerance": 0.05, "metric": "abs"}
+    data.update(tolerance=tolerance, metric=metric)
+    path.write_text(json.dumps(data))
+    code, doc = run_json()
     row = next(r for r in doc["regions"] if r["id"] == "newton_sqrt")
-    assert row["tolerance"] == 0.0001
-    [lost] = row["findings"]
-    assert lost["code"] == "RX603" and lost["line"] == line_of(repo / SOURCE, "def newton_sqrt")
-    assert row["accuracy"] < row["target"]
-    assert f"{row['accuracy']:.1%}" in lost["message"] and "target 99.0%" in lost["message"]
+    assert (row["tolerance"], row["metric"], row["target"]) == (tolerance, metric, 0.99)
+    if ok:
+        assert code == 0 and row["status"] == "ok", findings(doc)
+    else:
+        [lost] = row["findings"]
+        assert lost["code"] == "RX603" and f"within tolerance {tolerance:g} ({metric})" in lost["message"]
+        assert row["accuracy"] < row["target"]
+        assert f"{row['accuracy']:.1%}" in lost["message"] and "target 99.0%" in lost["message"]
+
+
+# A module constant, global or helper a region depends on is part of what it was trained on.
+DEPENDENCY_CHANGES = [
+    ("ITERATIONS = 100", "ITERATIONS = 1", "newton_sqrt", "module constant ITERATIONS changed"),
+    ("STEPS = 200", "STEPS = 150", "overlap", "module constant STEPS changed"),
+    ("import math\n", "import cmath as math\n", "overlap", "import of math changed"),
+]
+
+
+@pytest.mark.parametrize("old,new,region_id,said", DEPENDENCY_CHANGES, ids=[c[1] for c in DEPENDENCY_CHANGES])
+def test_changed_dependency_is_stale(repo: Path, old: str, new: str, region_id: str, said: str) -> None:
+    edit(repo / SOURCE, old, new)
+    code, doc = run_json()
+    assert code == 1
+    rows = {r["id"]: r for r in doc["regions"]}
+    [stale] = rows[region_id]["findings"]
+    assert stale["code"] == "RX602" and stale["line"] == line_of(repo / SOURCE, f"def {region_id}")
+    assert f"changed since its surrogate was trained: {said}; retrain" in stale["message"], stale["message"]
+    [other] = [r for r in rows.values() if r["id"] != region_id]
+    assert other["status"] == "ok"  # it does not read what changed
+    assert "RX604" in codes(doc)  # the patched program copies the module, so it is out of date too
+
+
+def test_region_calling_a_new_helper_says_both(repo: Path) -> None:
+    edit(repo / SOURCE, "# regionx: name=newton_sqrt", "def half(x):\n    return 0.5 * x\n\n\n# regionx: name=newton_sqrt")
+    edit(repo / SOURCE, "x = 0.5 * (x + v / x)", "x = half(x + v / x)")
+    code, doc = run_json()
+    [stale] = next(r for r in doc["regions"] if r["id"] == "newton_sqrt")["findings"]
+    assert stale["code"] == "RX602"
+    assert "its code changed; new dependency: helper function half" in stale["message"], stale["message"]
+
+
+def test_comments_and_blank_lines_around_dependencies_are_not_stale(repo: Path) -> None:
+    edit(repo / SOURCE, "# Midpoint-rule points of `overlap`.", "# Midpoint-rule points of `overlap` (edited).\n")
+    edit(repo / SOURCE, "ITERATIONS = 100", "ITERATIONS = 100  # plenty")
+    code, doc = run_json()
+    assert all(r["status"] == "ok" for r in doc["regions"]), findings(doc)
+
+
+def test_crlf_checkout_is_not_stale(repo: Path) -> None:
+    # git's autocrlf checks the files out with CRLF: same regions, same hashes, same patched program
+    for path in (repo / SOURCE, repo / ".regionx" / "physics.py"):
+        path.write_bytes(path.read_bytes().replace(b"\n", b"\r\n"))
+    code, doc = run_json()
+    assert code == 0, findings(doc)
+    assert [r["status"] for r in doc["regions"]] == ["ok", "ok"]
+
+
+def test_manifest_without_closure_or_pragma_record_still_checks(repo: Path) -> None:
+    # manifests written before closure_sha256/pragma were recorded: read, and judged by what they hold
+    for name in ("overlap", "newton_sqrt"):
+        path = repo / ".regionx" / name / "manifest.json"
+        data = json.loads(path.read_text())
+        for key in ("closure_sha256", "closure", "pragma", "require"):
+            del data[key]
+        path.write_text(json.dumps(data))
+        manifest = Manifest.from_json(data)
+        assert manifest.closure_sha256 == "" and manifest.closure == () and manifest.pragma_tolerance is None
+    code, doc = run_json()
+    assert code == 0, findings(doc)
+    edit(repo / SOURCE, 'name=newton_sqrt, tolerance=0.05,', 'name=newton_sqrt, tolerance=0.02,')
+    code, doc = run_json()
+    [stale] = next(r for r in doc["regions"] if r["id"] == "newton_sqrt")["findings"]
+    assert stale["code"] == "RX602" and "tolerance 0.05 -> 0.02" in stale["message"]
 
 
 def test_scaled_weights_lose_accuracy(repo: Path) -> None:

@@ -507,3 +507,106 @@ def test_every_region_of_the_fixtures_extracts_or_says_why(fixture: str) -> None
             assert diag.code == "RX301" and region.start_line <= diag.line <= region.end_line, diag.format()
             assert any(r.code == "RX205" for r in region.reasons) or "leaves the region" in diag.message
     assert extracted >= len(analysis.regions) - 2
+
+
+# -- the dependency closure: what staleness covers beyond the region's own lines ---------------------
+
+CLOSURE_BASE = """\
+import math
+
+SCALE = 2.0
+UNUSED = 1
+TABLE = [1.0, 2.0]
+TABLE.append(3.0)
+
+
+def inner(x):
+    return x * SCALE
+
+
+def helper(x):
+    return inner(x) + math.sqrt(abs(x))
+
+
+class Box:
+    K = 3.0
+
+    def area(self, w):
+        return w * self.K
+
+
+def f(a):
+    return helper(a) + TABLE[0] + Box.K
+"""
+
+# (edits applied to CLOSURE_BASE, what closure_changes says; [] = the same closure_sha256)
+CLOSURE_CASES: list[tuple[str, list[tuple[str, str]], list[str]]] = [
+    ("constant", [("SCALE = 2.0", "SCALE = 3.0")], ["module constant SCALE changed"]),  # read by a helper's helper
+    ("helper-of-helper", [("return x * SCALE", "return x * SCALE * 1.0")], ["helper function inner changed"]),
+    ("helper", [("+ math.sqrt(abs(x))", "- math.sqrt(abs(x))")], ["helper function helper changed"]),
+    ("import", [("import math", "import cmath as math")], ["import of math changed"]),
+    ("in-place update", [("TABLE.append(3.0)", "TABLE.append(4.0)")], ["in-place update of TABLE changed"]),
+    ("class attribute", [("K = 3.0", "K = 4.0")], ["class Box changed"]),
+    ("new dependency", [("def inner(x):", "OFFSET = 1.0\n\n\ndef inner(x):"), ("x * SCALE", "x * SCALE + OFFSET")],
+     ["new dependency: module constant OFFSET", "helper function inner changed"]),
+    ("dropped dependency", [(" + TABLE[0] + Box.K", "")],
+     ["module constant TABLE is no longer a dependency", "in-place update of TABLE is no longer a dependency",
+      "class Box is no longer a dependency"]),
+    ("gone", [("SCALE = 2.0\n", "")], ["its dependencies cannot be collected any more"]),
+    ("unrelated constant", [("UNUSED = 1", "UNUSED = 2")], []),
+    ("comments and blank lines", [("SCALE = 2.0", "# the scale\nSCALE = 2.0  # two\n\n")], []),
+    ("reordered", [("SCALE = 2.0\nUNUSED = 1\n", "UNUSED = 1\nSCALE = 2.0\n")], []),
+    ("crlf", [("\n", "\r\n")], []),
+    ("the region's own lines", [("+ Box.K\n", "+ Box.K + 0.0\n")], []),  # source_sha256's business
+]
+
+
+def _closure_region(text: str) -> Region:
+    return make_region(text, "function", "def f", ("a",), ("return",), qualname="f", name="f")
+
+
+@pytest.mark.parametrize("name,edits,said", CLOSURE_CASES, ids=[c[0] for c in CLOSURE_CASES])
+def test_closure_changes(name: str, edits: list[tuple[str, str]], said: list[str]) -> None:
+    from regionx.extract import closure_changes, region_closure
+
+    before = region_closure(CLOSURE_BASE, "case.py", _closure_region(CLOSURE_BASE))
+    assert before.problem is None
+    assert [(d.name, d.kind) for d in before.dependencies] == [
+        ("math", "import"), ("SCALE", "constant"), ("TABLE", "constant"), ("TABLE", "update"), ("inner", "function"),
+        ("helper", "function"), ("Box", "class")]
+    text = CLOSURE_BASE
+    for old, new in edits:
+        assert old in text, old
+        text = text.replace(old, new)
+    after = region_closure(text, "case.py", _closure_region(text.replace("\r\n", "\n")))
+    changes = closure_changes(before.dependencies, after)
+    assert (after.sha256 == before.sha256) == (not said)
+    if name == "gone":
+        [only] = changes
+        assert only.startswith(said[0]) and "'SCALE'" in only
+    else:
+        assert sorted(changes) == sorted(said)
+
+
+def test_harness_and_region_closure_agree() -> None:
+    from regionx.extract import Closure, region_closure
+
+    region = _closure_region(CLOSURE_BASE)
+    extracted = extract_region(CLOSURE_BASE, "case.py", region)
+    assert Closure.from_json(extracted.data["closure"]) == region_closure(CLOSURE_BASE, "case.py", region)
+
+
+def test_source_changes_names_the_region_and_its_dependencies() -> None:
+    from regionx.analysis import region_sha256
+    from regionx.extract import region_closure, source_changes
+
+    region = _closure_region(CLOSURE_BASE)
+    closure = region_closure(CLOSURE_BASE, "case.py", region)
+    sha = region_sha256(CLOSURE_BASE, region)
+    assert source_changes(CLOSURE_BASE, "case.py", region, sha, closure.sha256, closure.dependencies) == []
+    text = CLOSURE_BASE.replace("SCALE = 2.0", "SCALE = 3.0").replace("+ Box.K\n", "+ Box.K + 1.0\n")
+    assert source_changes(text, "case.py", _closure_region(text), sha, closure.sha256, closure.dependencies) == [
+        "its code changed", "module constant SCALE changed"]
+    # artifacts written before the closure was recorded are judged by their own lines only
+    assert source_changes(text, "case.py", _closure_region(text), sha) == ["its code changed"]
+    assert source_changes(text, "case.py", _closure_region(text), "", "", ()) == []

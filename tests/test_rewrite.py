@@ -920,6 +920,77 @@ def test_rewrite_file_with_real_analysis(tmp_path: Path) -> None:
     assert [d.code for d in stale.diagnostics] == ["RX503"] and "changed since" in stale.diagnostics[0].message
 
 
+def test_crlf_file_through_analyze_rewrite_and_revert(tmp_path: Path) -> None:
+    """One reading of source text: a CRLF file keeps its CRLF through rewrite and revert, and the
+    region hashes alike when sampling reads it (api.load_region) and when rewrite does."""
+    from dataclasses import replace
+
+    from regionx.analysis import region_sha256
+    from regionx.api import load_region
+
+    text = ("import numpy as np\n" + PROGRAM).replace("\n", "\r\n")
+    src = tmp_path / "prog.py"
+    src.write_bytes(text.encode("utf-8"))
+    loaded = load_region(str(src), "newton")  # how sample/compile read the file and find the region
+    reg = loaded.region
+    assert reg is not None and loaded.text == text  # line endings as written
+    sha = region_sha256(loaded.text, reg)
+    assert sha == region_sha256(text.replace("\r\n", "\n"), reg)  # a CRLF checkout hashes as its LF original
+    m = replace(manifest(reg, (0.5, -10.0, -10.0), (2.0, 10.0, 10.0)), source_sha256=sha)
+    art = tmp_path / "art"
+    art.mkdir()
+    (art / "manifest.json").write_text(json.dumps(m.to_json()))
+    write_fake(art, m, NEWTON_FORMULA)
+    res = rewrite_file(str(src), "newton", str(art), out=str(tmp_path / "OUT"))
+    assert res.ok, [d.format() for d in res.diagnostics]  # no spurious RX503 "changed since"
+    patched = (tmp_path / "OUT" / "prog.py").read_bytes()
+    assert patched.count(b"\r\n") > text.count("\r\n") and b"\n" not in patched.replace(b"\r\n", b"")
+    assert run_python(tmp_path / "OUT" / "prog.py", tmp_path) == run_python(src, tmp_path)
+    assert rewrite_file(str(src), "newton", str(art), in_place=True).ok
+    assert b"\n" not in src.read_bytes().replace(b"\r\n", b"")
+    assert revert_file(str(src), in_place=True).ok
+    assert src.read_bytes() == text.encode("utf-8")  # byte-exact
+
+
+def test_compile_keeps_crlf_in_the_patched_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """compile reads the file as written: its patched copy of a CRLF file is CRLF, and otherwise what
+    compile wrote for the LF original (fixtures/ci_repo's committed artifacts stand in for training)."""
+    import contextlib
+    import shutil
+
+    from regionx import api, sample, train
+    from regionx.analysis import region_sha256
+    from regionx.types import Dataset, DatasetMeta, StageResult
+
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "ci_repo"
+    src = tmp_path / "physics.py"
+    src.write_bytes((fixture / "src" / "physics.py").read_bytes().replace(b"\n", b"\r\n"))
+    committed = fixture / ".regionx"
+
+    def fake_sample(text: str, path: str, region: Region, **kw: Any) -> tuple[StageResult, Dataset]:
+        assert "\r\n" in text
+        m = Manifest.from_json(json.loads((committed / region.name / "manifest.json").read_text()))
+        assert region_sha256(text, region) == m.source_sha256  # the CRLF text hashes as the LF one trained
+        meta = DatasetMeta(region_id=region.id, region_name=region.name, source_path=path,
+                           source_sha256=region_sha256(text, region), inputs=m.inputs, outputs=m.outputs,
+                           domain=dict(m.domain), seed=0, requested=1, dropped={}, exact_time_per_call=1e-5)
+        return StageResult("ok", region.id), Dataset(np.zeros((1, len(m.inputs))), np.zeros((1, 1)), meta)
+
+    def fake_train(dataset: Dataset, region_dir: str, **kw: Any) -> StageResult:
+        name = dataset.meta.region_name
+        for f in ("manifest.json", "weights.npz", f"surrogate_{name}.py"):
+            shutil.copy(committed / name / f, Path(region_dir) / f)
+        return StageResult("ok", dataset.meta.region_id, artifacts={"manifest": str(Path(region_dir) / "manifest.json")})
+
+    monkeypatch.setattr(sample, "sample_region", fake_sample)
+    monkeypatch.setattr(train, "train_dataset", fake_train)
+    monkeypatch.setattr(api, "exact_timer_for", lambda *a, **k: contextlib.nullcontext(None))
+    results = api.compile_file(str(src), out_dir=str(tmp_path / "out"))
+    assert [r.data.get("verdict") for r in results] == ["rewritten", "rewritten"], [d.format() for r in results for d in r.diagnostics]
+    patched = (tmp_path / "out" / "physics.py").read_bytes()
+    assert patched == (committed / "physics.py").read_bytes().replace(b"\n", b"\r\n")
+
+
 # ------------------------------------------------------------------------------------------
 # the column-wise fast form of batch hoisting
 

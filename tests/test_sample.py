@@ -190,20 +190,26 @@ def test_timeouts_are_counted_and_do_not_hang(tmp_path: Path) -> None:
         assert np.all(data.X <= 0.8) and len(data.X) == 24 - slow
 
 
-def test_output_shape_changes_are_dropped_as_shape(tmp_path: Path) -> None:
+def test_output_shape_changes_refuse_the_region_rx308(tmp_path: Path) -> None:
+    """Outputs are numbers of a fixed shape (what the analysis claims): a varying one is no drop."""
     path, text = write_case(tmp_path, FLAKY)
     result, data = sample_region(text, path, function_region(text, "ragged", ("x",)), n=100, seed=2, executor=EXECUTOR)
-    assert data is not None
-    first = data.X[0, 0]
-    width = 2 if first < 0.5 else 3
-    assert data.meta.outputs[0].shape == (width,) and data.Y.shape[1] == width
-    assert data.meta.dropped["shape"] == int(np.sum((np.array(draw_inputs(
-        [spec("x", "uniform(0, 1)")], 100, np.random.default_rng(2))[0])[:, 0] < 0.5) != (first < 0.5)))
+    assert data is None and [d.code for d in result.diagnostics] == ["RX308"]
+    message = result.diagnostics[0].message
+    assert "output 'return' has no fixed shape" in message and "on sample 0" in message
+
+
+def test_text_output_is_refused_rx308(tmp_path: Path) -> None:
+    path, text = write_case(tmp_path, FLAKY)
+    result, data = sample_region(text, path, function_region(text, "text", ("x",)), n=20, seed=0, executor=EXECUTOR)
+    assert data is None and result.status == "failed"
+    assert [d.code for d in result.diagnostics] == ["RX308"]
+    assert "output 'return' is a str ('not a number'), not a number" in result.diagnostics[0].message
 
 
 def test_all_samples_failing_is_rx305(tmp_path: Path) -> None:
-    path, text = write_case(tmp_path, FLAKY)
-    result, data = sample_region(text, path, function_region(text, "text", ("x",)), n=20, seed=0, executor=EXECUTOR)
+    path, text = write_case(tmp_path, 'import math\n\n# regionx: x=uniform(-2, -1)\ndef neg(x):\n    return math.sqrt(x)\n')
+    result, data = sample_region(text, path, function_region(text, "neg", ("x",)), n=20, seed=0, executor=EXECUTOR)
     assert data is None and result.status == "failed"
     assert [d.code for d in result.diagnostics] == ["RX305"]
     assert result.data["dropped"]["raised"] == 20
@@ -288,12 +294,12 @@ def test_array_inputs_and_outputs_are_flattened(tmp_path: Path) -> None:
     assert np.array_equal(data.Y, data.X[:, :3] * data.X[:, 3:4])
 
 
-def test_ragged_outputs_are_not_numbers_rx305_says_why(tmp_path: Path) -> None:
+def test_ragged_outputs_are_not_numbers_rx308_says_why(tmp_path: Path) -> None:
     path, text = write_case(tmp_path, NEWTONISH)
     result, data = sample_region(text, path, function_region(text, "ragged_tuple", ("v", "s")), n=20,
                                  executor=EXECUTOR)
-    assert data is None and [d.code for d in result.diagnostics] == ["RX305"]
-    assert "raised: 20" in result.diagnostics[0].message and "ValueError" in result.diagnostics[0].message
+    assert data is None and [d.code for d in result.diagnostics] == ["RX308"]
+    assert "output 'return' is a ragged tuple" in result.diagnostics[0].message
 
 
 def test_require_too_strict_is_rx302(tmp_path: Path) -> None:

@@ -28,8 +28,14 @@ def region_source(text: str, region: Region) -> str:
 
 
 def region_sha256(text: str, region: Region) -> str:
-    """sha256 hex digest of `region_source(text, region)` (UTF-8)."""
-    return hashlib.sha256(region_source(text, region).encode("utf-8")).hexdigest()
+    """sha256 hex digest of `region_source(text, region)` (UTF-8) with its line endings as LF, so
+    that a checkout with CRLF line endings (git's autocrlf) hashes as the LF file it came from.
+
+    Every stage (sample, train, compile, check, rewrite) hashes a region with this function, of
+    text read by `regionx.analysis.source.read_source`.
+    """
+    source = region_source(text, region).replace("\r\n", "\n").replace("\r", "\n")
+    return hashlib.sha256(source.encode("utf-8")).hexdigest()
 
 
 def _pragmas(text: str, path: str) -> tuple[list[Pragma], list[Diagnostic]]:

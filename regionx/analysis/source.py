@@ -48,7 +48,13 @@ class Parsed:
 
 
 def read_source(path: str) -> tuple[str | None, list[Diagnostic]]:
-    """The UTF-8 text of `path`, or the one diagnostic saying why it cannot be analyzed."""
+    """The UTF-8 text of `path`, or the one diagnostic saying why it cannot be analyzed.
+
+    The one way regionx reads a source file (analysis, sample, train, compile, rewrite, check):
+    line endings are kept as written (as ``open(path, newline="")`` would), so region hashes
+    agree between stages and a rewrite or revert of a CRLF file keeps its CRLF. A leading
+    UTF-8 byte-order mark is dropped.
+    """
     if os.path.isdir(path):
         return None, [make("RX002", path, 1, 1)]
     if not os.path.exists(path):
