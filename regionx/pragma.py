@@ -23,7 +23,7 @@ from regionx.diagnostics import Diagnostic, make
 from regionx.types import DISTRIBUTIONS, DomainSpec, Pragma
 
 PREFIX = "regionx:"
-RESERVED = ("name", "tolerance", "metric", "require", "accept", "samples", "seed")
+RESERVED = ("name", "tolerance", "metric", "require", "accept", "samples", "seed", "pure")
 _STATEMENT_STARTS = ("def ", "async def ", "@", "for ", "async for ", "while ", "while(", "for(")
 
 
@@ -256,6 +256,11 @@ def _build(group: _Group, body: str, is_block: bool) -> Pragma:
             fields["metric"] = metric
         elif key in ("require", "accept"):
             fields[key] = _expression_text(value, key)
+        elif key == "pure":
+            vouched = _literal(value, key)
+            if not isinstance(vouched, bool):
+                raise PragmaError("RX108", value.col_offset, key=key, detail="expected True or False")
+            fields["pure"] = vouched
         elif key in ("samples", "seed"):
             number = _literal(value, key)
             if isinstance(number, bool) or not isinstance(number, int) or (key == "samples" and number <= 0):

@@ -52,6 +52,7 @@ class Pragma:
     accept: str | None = None  # predicate over inputs and outputs, checked at run time
     samples: int | None = None
     seed: int | None = None
+    pure: bool = False  # the user vouches for library calls the purity model does not know (run-time checks still apply)
     domains: tuple[DomainSpec, ...] = ()
     is_block: bool = False  # a begin/end pair
     block_start: int | None = None  # for a block: first line after 'begin'

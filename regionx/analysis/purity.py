@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Literal
 
+import libcst as cst
 import networkx as nx
 
 from regionx.analysis.alias import mutating_positions
@@ -47,8 +48,9 @@ PURE_METHODS = frozenset({
     "isdisjoint", "encode", "decode", "__getitem__", "__len__", "__contains__", "view", "take",
     "repeat", "conj", "ptp", "nbytes", "tobytes",
 })
-PURE_MODULES = ("math.", "cmath.", "operator.", "numpy.linalg.", "numpy.fft.", "itertools.",
-                "statistics.", "scipy.special.", "scipy.linalg.", "functools.reduce", "fractions.",
+PURE_MODULES = ("math.", "cmath.", "operator.", "numpy.linalg.", "numpy.fft.", "numpy.polynomial.", "itertools.",
+                "statistics.", "scipy.special.", "scipy.linalg.", "scipy.integrate.", "scipy.optimize.",
+                "scipy.interpolate.", "scipy.stats.", "scipy.spatial.distance.", "scipy.signal.", "functools.reduce", "fractions.",
                 "decimal.", "copy.copy", "copy.deepcopy", "bisect.bisect", "heapq.nlargest",
                 "heapq.nsmallest", "numbers.", "typing.", "dataclasses.replace", "json.dumps",
                 "json.loads", "struct.pack", "struct.unpack", "string.", "re.", "os.path.join",
@@ -92,11 +94,25 @@ class Classified:
     root: str | None = None  # for "mutation": the mutated name
 
 
+# numpy functions that change process-wide state or touch files: everything else in numpy's top
+# namespace computes a new value (ufuncs without out=; out= is a write the alias analysis tracks).
+NUMPY_STATEFUL = frozenset({
+    "seterr", "seterrcall", "set_printoptions", "setbufsize", "set_string_function", "memmap", "save",
+    "savez", "savez_compressed", "load", "loadtxt", "savetxt", "genfromtxt", "fromfile", "fromregex",
+    "testing", "random", "show_config", "info", "source", "lookfor",
+})
+# Functions taking callables (integrands, right-hand sides, objectives, key=): pure only when the
+# callables passed are pure, which regions.ModuleAnalysis checks at each call (callable_arguments).
+HIGHER_ORDER_PREFIXES = ("scipy.integrate.", "scipy.optimize.", "functools.reduce", "builtins.map")
+
+
 def classify_path(full: str) -> Verdict:
     """Verdict for an imported dotted path such as "numpy.sqrt" or "random.uniform"."""
     if mutating_positions(full) is not None and not full.startswith(RANDOM_PREFIXES):
         return "mutation"  # np.copyto, heapq.heappush ...: the write is tracked by regionx.analysis.alias
     if full.startswith(RANDOM_PREFIXES) and not full.startswith("time.struct_time"):
+        return "random"
+    if full.startswith("scipy.stats.") and full.rsplit(".", 1)[-1] in ("rvs", "random_state", "sample"):
         return "random"
     if full.startswith(PURE_MODULES):
         return "pure"
@@ -104,6 +120,8 @@ def classify_path(full: str) -> Verdict:
         return "io"
     if full.startswith("numpy.") and full.count(".") == 1 and full.split(".", 1)[1] in NUMPY_PURE:
         return "pure"
+    if full.startswith("numpy.") and full.split(".")[1] not in NUMPY_STATEFUL and not full.startswith(IO_PREFIXES):
+        return "pure"  # np.foo, np.add.reduce, np.ma.masked_invalid ...
     if full in ("numpy.ndarray.copy",):
         return "pure"
     return "impure"
@@ -217,6 +235,28 @@ def classify(scope: Scope, site: CallSite, methods: dict[str, list[Scope]] | Non
     return Classified(site, "impure", written)
 
 
+def callable_arguments(scope: Scope, site: CallSite) -> list[tuple[str, Scope]]:
+    """Functions of this module passed as values in a call (`quad(f, 0, 1)`, `sorted(xs, key=g)`):
+    the callee may call them, so their purity is the call's."""
+    call = site.node
+    if call is None:
+        return []
+    out: list[tuple[str, Scope]] = []
+    for arg in call.args:
+        value = arg.value
+        if not isinstance(value, cst.Name):
+            continue
+        where, binder = resolve(scope, value.value)
+        if binder is None or where == "builtin":
+            continue
+        kinds = binder.bind_kinds.get(value.value, set())
+        if "def" in kinds and not ({"var", "param", "import"} & kinds):
+            for target in binder.defs.get(value.value, []):
+                if target.kind == "function":
+                    out.append((value.value, target))
+    return out
+
+
 def call_graph(scopes: Iterable[Scope], classified: dict[int, list[Classified]]) -> nx.DiGraph:
     """Function scope -> function scopes it calls (edges between id(scope) keys)."""
     graph = nx.DiGraph()
@@ -225,6 +265,8 @@ def call_graph(scopes: Iterable[Scope], classified: dict[int, list[Classified]])
         for c in classified.get(id(scope), []):
             if c.verdict == "local" and c.target is not None:
                 graph.add_edge(id(scope), id(c.target))
+            for _, target in callable_arguments(scope, c.site):
+                graph.add_edge(id(scope), id(target))
     return graph
 
 

@@ -22,7 +22,9 @@ import libcst as cst
 from regionx.analysis.alias import Aliases, FullName, Hit, defaulted
 from regionx.analysis.cfg import Loop, Scope, build_module
 from regionx.analysis.dataflow import Dataflow, solve
-from regionx.analysis.purity import PURE_METHODS, Classified, call_graph, classify, dunder_names, impure_closure, module_methods
+from regionx.analysis.purity import (
+    PURE_METHODS, Classified, call_graph, callable_arguments, classify, dunder_names, impure_closure, module_methods,
+)
 from regionx.analysis.resolve import resolve
 from regionx.analysis.source import Parsed
 from regionx.diagnostics import MESSAGES, Diagnostic, make
@@ -124,8 +126,10 @@ class ModuleAnalysis:
                     return f"calls {scope.qualname}"
         return "calls an impure function"
 
-    def _behaviour(self, scope: Scope, lo: int, hi: int, follow_calls: bool = True) -> list[Reason]:
-        """RX201/202/203/204/209 reasons for nodes lo..hi of `scope`."""
+    def _behaviour(self, scope: Scope, lo: int, hi: int, follow_calls: bool = True, vouched: bool = False) -> list[Reason]:
+        """RX201/202/203/204/209 reasons for nodes lo..hi of `scope`. `vouched` (a pragma's
+        pure=True) drops RX209 for calls the purity model does not know; known I/O, randomness
+        and impure functions of this module still count."""
         info = self.info[id(scope)]
         declared = scope.global_decl | scope.nonlocal_decl
         out: list[Reason] = []
@@ -151,11 +155,15 @@ class ModuleAnalysis:
                     out.append(reason("RX201", line, detail=f"{c.site.dotted or c.full}()"))
                 elif c.verdict == "random":
                     out.append(reason("RX202", line, detail=f"{c.site.dotted or c.full}()"))
-                elif c.verdict == "impure":
+                elif c.verdict == "impure" and not vouched:
                     detail = f"{c.full}()" if c.site.parts else "a call of a computed callee"
                     out.append(reason("RX209", line, detail=detail))
                 elif c.verdict == "local" and follow_calls and c.target is not None and id(c.target) in self.impure:
                     out.append(reason("RX209", line, detail=f"{c.site.dotted}() ({self._why_impure(c.target)})"))
+                if follow_calls:
+                    for name, target in callable_arguments(scope, c.site):
+                        if id(target) in self.impure:
+                            out.append(reason("RX209", line, detail=f"passes {name} to {c.site.dotted or 'a call'}() ({self._why_impure(target)})"))
         return out
 
     def _dunders_used(self, scope: Scope, lo: int, hi: int) -> list[Scope]:
@@ -204,8 +212,9 @@ class ModuleAnalysis:
         return reason("RX210", scope.pos[0], name=scope.params[0], owner=owner.qualname)
 
     # -- interfaces ---------------------------------------------------------------------------
-    def function_region(self, scope: Scope, arrays: Iterable[str] = ()) -> Region:
-        """The function `scope` as a region; `arrays` are parameters declared with a shaped domain."""
+    def function_region(self, scope: Scope, arrays: Iterable[str] = (), vouched: bool = False) -> Region:
+        """The function `scope` as a region; `arrays` are parameters declared with a shaped domain,
+        `vouched` a pragma's pure=True."""
         info = self.info[id(scope)]
         flow = info.flow
         live = flow.live_out[0]  # after the entry node binds the parameters
@@ -226,7 +235,7 @@ class ModuleAnalysis:
         taken = set(inputs) | set(outputs)
         internals = sorted((set(scope.variables()) | comp_vars) - taken)
         globals_, calls = self._names_and_calls(scope, 0, len(scope.nodes) - 1)
-        reasons = self._behaviour(scope, 2, last) + self._function_flags(scope)
+        reasons = self._behaviour(scope, 2, last, vouched=vouched) + self._function_flags(scope)
         reasons += self._alias_reasons(hits) + self._changed_defaults(scope)
         method = self._method_reason(scope)
         if method is not None:
@@ -267,8 +276,9 @@ class ModuleAnalysis:
                     calls.add(site.dotted)
         return sorted(globals_), sorted(calls)
 
-    def span_region(self, span: _Span, arrays: Iterable[str] = ()) -> Region:
-        """A loop or block as a region; `arrays` are inputs declared with a shaped domain."""
+    def span_region(self, span: _Span, arrays: Iterable[str] = (), vouched: bool = False) -> Region:
+        """A loop or block as a region; `arrays` are inputs declared with a shaped domain,
+        `vouched` a pragma's pure=True."""
         scope, lo, hi = span.scope, span.lo, span.hi
         flow = self.info[id(scope)].flow
         index = flow.var_index
@@ -326,7 +336,7 @@ class ModuleAnalysis:
         taken = set(inputs) | set(outputs)
         internals = sorted((set(flow.unpack(refs)) | comp_vars) - taken)
         globals_, calls = self._names_and_calls(scope, lo, hi)
-        reasons = self._behaviour(scope, lo, hi)
+        reasons = self._behaviour(scope, lo, hi, vouched=vouched)
         reasons += self._alias_reasons(hits)
         method = self._method_reason(scope)
         if method is not None and scope.params[0] in inputs:
@@ -483,7 +493,7 @@ def analyze_parsed(parsed: Parsed, path: str, pragmas: Sequence[Pragma]) -> tupl
             if block is None:
                 diagnostics.append(make("RX101", path, pragma.line, pragma.col, detail=detail))
                 continue
-            regions.append(_annotate(analysis.span_region(block, arrays), pragma))
+            regions.append(_annotate(analysis.span_region(block, arrays, pragma.pure), pragma))
             made.append(block)
             continue
         target = pragma.target_line or _next_code_line(lines, pragma.end_line)
@@ -492,10 +502,10 @@ def analyze_parsed(parsed: Parsed, path: str, pragmas: Sequence[Pragma]) -> tupl
             diagnostics.append(make("RX107", path, pragma.line, pragma.col))
             continue
         index = found[0]
-        if arrays:
+        if arrays or pragma.pure:  # rebuild with what the pragma declares
             source = made[index]
-            regions[index] = (analysis.function_region(source, arrays) if isinstance(source, Scope)
-                              else analysis.span_region(source, arrays))
+            regions[index] = (analysis.function_region(source, arrays, pragma.pure) if isinstance(source, Scope)
+                              else analysis.span_region(source, arrays, pragma.pure))
         regions[index] = _annotate(regions[index], pragma)
     names = [r.name for r in regions if r.annotated]
     for r in regions:
