@@ -192,9 +192,12 @@ class Aliases:
         self._active: set[tuple[int, str, int, int, int]] = set()  # bindings under evaluation (cycle detection)
         self._cyclic = False  # this round met a binding under evaluation: repeat until stable
         self._changed = False  # a memo entry changed in this round
+        self._visited: set[tuple[int, str, int, int, int]] = set()  # bindings evaluated in this round
+        self._done: set[tuple[int, str, int, int, int]] = set()  # bindings whose memo entry is final
         self._returns: dict[int, Objects | None] = {}  # id(function) -> what it may return (None: being computed)
         self._mutates: dict[int, set[str] | None] = {}  # id(function) -> parameters it changes (None: being computed)
         self._like: dict[int, set[str]] = {}  # id(scope) -> names it uses like containers
+        self._callees: dict[int, Callee] = {}  # id(callee expression) -> what it refers to
 
     # -- public -------------------------------------------------------------------------------
     def objects(self, scope: Scope, expr: cst.BaseExpression, node: int, lo: int, hi: int) -> Objects:
@@ -202,8 +205,10 @@ class Aliases:
         env = scope.nodes[node].facts.comp_env
         for _ in range(MAX_ROUNDS):
             self._cyclic = self._changed = False
+            self._visited = set()
             result = self._eval(scope, expr, node, lo, hi, env)
             if not (self._cyclic and self._changed):
+                self._done |= self._visited  # a round that changed nothing (or met no cycle) is exact
                 return result
         return {("unknown", f"line {scope.nodes[node].line}: {code_text(expr)} (cyclic definitions)"): 0}
 
@@ -225,7 +230,7 @@ class Aliases:
             for site in node.facts.calls:
                 if site.node is None:
                     continue
-                kind, target = self.full_name(scope, site.node.func)
+                kind, target = self._callee(scope, site.node.func)
                 if kind != "local" or not isinstance(target, Scope):
                     continue
                 bound = bind_arguments(target, site.node)
@@ -237,13 +242,13 @@ class Aliases:
     def hits(self, scope: Scope, lo: int, hi: int, arrays: Iterable[str] = ()) -> list[Hit]:
         """Origins changed in place by the writes of nodes lo..hi. `x += v` counts only when x's
         origin may hold an array: `arrays` (declared with a shape) or used like a container."""
-        like = self.container_like(scope) | set(arrays)
+        arrays = set(arrays)
         out: list[Hit] = self.changed_defaults(scope, lo, hi)
         for node, mutated in self.writes(scope, lo, hi):
             for origin, level in self.objects(scope, mutated.expr, node.id, lo, hi).items():
                 if level != 0:
                     continue
-                if mutated.augmented and not (origin[0] == "entry" and origin[1] in like):
+                if mutated.augmented and not (origin[0] == "entry" and (origin[1] in arrays or origin[1] in self.container_like(scope))):
                     continue
                 out.append(Hit(origin, code_text(mutated.expr), mutated.line, mutated.augmented))
         return out
@@ -284,6 +289,13 @@ class Aliases:
         return like
 
     # -- evaluation ---------------------------------------------------------------------------
+    def _callee(self, scope: Scope, func: cst.BaseExpression) -> Callee:
+        """What a callee expression refers to (cached: every region holding the call asks again)."""
+        found = self._callees.get(id(func))
+        if found is None:
+            found = self._callees[id(func)] = self.full_name(scope, func)
+        return found
+
     def _eval(self, scope: Scope, expr: cst.BaseExpression, node: int, lo: int, hi: int, env: Env) -> Objects:
         if isinstance(expr, cst.Name):
             return self._name(scope, expr.value, node, lo, hi, env)
@@ -362,9 +374,14 @@ class Aliases:
 
     def _binding(self, scope: Scope, name: str, k: int, lo: int, hi: int, facts: Facts) -> Objects:
         key = (id(scope), name, k, lo, hi)
+        if key in self._done:
+            return dict(self._memo[key])
         if key in self._active:
             self._cyclic = True
             return dict(self._memo.get(key, {}))
+        if key in self._visited:  # evaluated earlier in this round: its current value (rounds repeat until stable)
+            return dict(self._memo.get(key, {}))
+        self._visited.add(key)
         self._active.add(key)
         try:
             out: Objects = {}
@@ -394,7 +411,7 @@ class Aliases:
         line = scope.nodes[node].line
         positional = [a.value for a in call.args if a.keyword is None and not a.star]
         every = [a.value for a in call.args]
-        kind, target = self.full_name(scope, call.func)
+        kind, target = self._callee(scope, call.func)
         if kind == "local" and isinstance(target, Scope):
             return self._local_call(scope, target, call, node, lo, hi, env)
         if kind == "class":
@@ -448,7 +465,7 @@ class Aliases:
         if call is None:
             return []
         out = [a.value for a in call.args if a.keyword is not None and a.keyword.value == "out"]
-        kind, target = self.full_name(scope, call.func)
+        kind, target = self._callee(scope, call.func)
         positional = [a.value for a in call.args if a.keyword is None and not a.star]
         if kind in ("builtin", "path") and isinstance(target, str):
             for position in mutating_positions(target) or ():
@@ -490,31 +507,9 @@ def defaulted(target: Scope) -> set[str]:
 def container_like(scope: Scope) -> set[str]:
     """Names the scope subscripts, takes attributes of or iterates over: they may hold arrays or
     lists, so `x += v` on them may change the object in place."""
-    top = scope.cst_node
-    if top is None:
-        return set()
     found: set[str] = set()
-
-    class Visitor(cst.CSTVisitor):
-        def visit_Subscript(self, node: cst.Subscript) -> None:
-            if isinstance(node.value, cst.Name):
-                found.add(node.value.value)
-
-        def visit_Attribute(self, node: cst.Attribute) -> None:
-            if isinstance(node.value, cst.Name):
-                found.add(node.value.value)
-
-        def visit_For(self, node: cst.For) -> None:
-            if isinstance(node.iter, cst.Name):
-                found.add(node.iter.value)
-
-        def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
-            return node is top  # a nested function is its own scope
-
-        def visit_ClassDef(self, node: cst.ClassDef) -> bool:
-            return node is top
-
-    top.visit(Visitor())
+    for node in scope.nodes:
+        found |= node.facts.bases
     return found
 
 

@@ -320,6 +320,8 @@ class Builder:
     def _For(self, item: cst.For, preds: list[int]) -> list[int]:
         line = self.line(item)
         facts = _expr_facts([item.iter], line)
+        if isinstance(item.iter, cst.Name):
+            facts.bases.add(item.iter.value)  # iterated: a container
         if item.asynchronous is not None:
             facts.awaits = True
         start = self.new("for-iter", line, facts)

@@ -85,7 +85,7 @@ class Facts:
     """What one CFG node reads, binds, mutates and calls (each field one set or list)."""
 
     __slots__ = ("uses", "defs", "mods", "resize", "calls", "comp_vars", "comp_sources",
-                 "yields", "awaits", "dels", "line", "sources", "mutated", "comp_env", "operators")
+                 "yields", "awaits", "dels", "line", "sources", "mutated", "comp_env", "operators", "bases")
 
     def __init__(self, line: int = 0) -> None:
         self.uses: list[str] = []  # names read before this node binds them, in order (may repeat)
@@ -103,6 +103,7 @@ class Facts:
         self.mutated: list[Mutated] = []  # objects changed in place here, as expressions
         self.comp_env: dict[str, list[Source]] = {}  # comprehension/lambda variable -> what it iterates over
         self.operators: set[str] = set()  # operator node types evaluated here ("Add", "Subscript" ...): dunder calls
+        self.bases: set[str] = set()  # names used like containers here: x[...], x.attr, iterated (alias.container_like)
 
     def use(self, name: str) -> None:
         if name not in self.defs and name not in KEYWORD_NAMES:
@@ -131,6 +132,7 @@ class Facts:
         for name, sources in inner.sources.items():  # walrus targets
             self.sources.setdefault(name, []).extend(sources)
         self.operators |= inner.operators
+        self.bases |= inner.bases
         self.comp_vars |= bound | inner.comp_vars
         self.defs |= inner.defs  # walrus targets inside a comprehension bind in this scope
         self.yields = self.yields or inner.yields
@@ -206,6 +208,8 @@ class ExprWalker:
             if kind is cst.Name:
                 facts.use(node.value)
             elif kind is cst.Attribute:
+                if type(node.value) is cst.Name:
+                    facts.bases.add(node.value.value)
                 stack.append(node.value)
             elif kind is cst.Call:
                 self._call(node, stack)
@@ -232,6 +236,8 @@ class ExprWalker:
                     facts.operators.add(type(node.operator).__name__)
                 elif kind is cst.Subscript:
                     facts.operators.add("Subscript")
+                    if type(node.value) is cst.Name:
+                        facts.bases.add(node.value.value)
                 children: list[Any] = []
                 for field in _code_fields(kind):
                     value = getattr(node, field)
@@ -293,6 +299,8 @@ class ExprWalker:
         inner.uses = [n for n in inner.uses if n not in bound]
         self.facts.merge_nested(inner, bound)
         # only the first iterable is evaluated in the enclosing scope (before the body)
+        if isinstance(first.iter, cst.Name):
+            self.facts.bases.add(first.iter.value)
         stack.append(first.iter)
 
 
@@ -369,6 +377,8 @@ def mutate(node: cst.BaseExpression, facts: Facts, walker: ExprWalker, resize: b
         inner = inner.value
     if isinstance(node, (cst.Attribute, cst.Subscript)):
         facts.mutated.append(Mutated(node.value, facts.line))
+        if isinstance(node.value, cst.Name):
+            facts.bases.add(node.value.value)
     if isinstance(inner, cst.Name):
         facts.use(inner.value)
         facts.mods.add(inner.value)
