@@ -15,7 +15,7 @@ Public API (stable): analyze_source, analyze_file, find_region, region_source, r
 from __future__ import annotations
 
 import hashlib
-from typing import Sequence
+
 
 from regionx.diagnostics import Diagnostic, make
 from regionx.types import FileAnalysis, Pragma, Region
@@ -111,10 +111,4 @@ def find_region(analysis: FileAnalysis, selector: str) -> Region | None:
     return None
 
 
-def regions_at(analysis: FileAnalysis, lines: Sequence[int]) -> list[Region]:
-    """Regions holding any of `lines` (innermost first)."""
-    found = {id(r): r for line in lines for r in analysis.regions if r.start_line <= line <= r.end_line}
-    return sorted(found.values(), key=lambda r: r.end_line - r.start_line)
-
-
-__all__ = ["analyze_file", "analyze_source", "find_region", "region_sha256", "region_source", "regions_at"]
+__all__ = ["analyze_file", "analyze_source", "find_region", "region_sha256", "region_source"]

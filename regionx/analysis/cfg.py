@@ -108,6 +108,14 @@ class Scope:
         skip = self.global_decl | self.nonlocal_decl
         return [n for n, kinds in self.bind_kinds.items() if n not in skip and ("var" in kinds or "param" in kinds)]
 
+    def dump(self) -> str:
+        """One line per CFG node: `id kind @line -> successors` (golden tests compare this)."""
+        lines = []
+        for node in self.nodes:
+            succ = sorted(self.graph.successors(node.id))
+            lines.append(f"{node.id} {node.kind} @{node.line} -> {', '.join(map(str, succ)) or '-'}")
+        return "\n".join(lines)
+
     def walk(self) -> "list[Scope]":
         """This scope and every scope nested in it, parents first."""
         out, stack = [], [self]
@@ -133,9 +141,10 @@ class _FinallyFrame:
 class Builder:
     """Builds the CFG of one scope (recursing into nested defs and classes)."""
 
-    def __init__(self, scope: Scope, positions: dict[cst.CSTNode, Pos]) -> None:
+    def __init__(self, scope: Scope, positions: dict[cst.CSTNode, Pos], strict: bool = False) -> None:
         self.scope = scope  # the scope being built
         self.positions = positions  # statement -> (line, col, end_line)
+        self.strict = strict  # raise on a statement kind the builder does not model (tests), instead of one opaque node
         self.loop_frames: list[_LoopFrame] = []  # enclosing loops, innermost last
         self.finally_frames: list[_FinallyFrame] = []  # enclosing try/finally blocks, innermost last
         self.graph = scope.graph  # edges are added here
@@ -217,6 +226,8 @@ class Builder:
             return preds
         method = getattr(self, "_" + type(item).__name__, None)
         if method is None:  # a statement kind this version of regionx does not model: one opaque node
+            if self.strict:
+                raise NotImplementedError(f"CFG builder does not model {type(item).__name__} (line {self.line(item)})")
             node = self.new("stmt", self.line(item))
             self.connect(preds, node)
             return [node]
@@ -451,7 +462,7 @@ class Builder:
                 child.is_async = item.asynchronous is not None
             parent.children.append(child)
             parent.defs.setdefault(name, []).append(child)
-            Builder(child, self.positions).build_scope(suite_items(item.body))
+            Builder(child, self.positions, self.strict).build_scope(suite_items(item.body))
             self.built[item] = child
         if parent.kind == "class":
             parent.passthrough |= child.free  # methods and nested classes do not see class-level names
@@ -483,10 +494,11 @@ def _always_true(test: cst.BaseExpression) -> bool:
     return False
 
 
-def build_module(module: cst.Module, positions: dict[cst.CSTNode, Pos], n_lines: int) -> Scope:
-    """The module scope, with every nested scope and its CFG built."""
+def build_module(module: cst.Module, positions: dict[cst.CSTNode, Pos], n_lines: int, strict: bool = False) -> Scope:
+    """The module scope, with every nested scope and its CFG built. `strict` (tests) raises
+    NotImplementedError on a statement kind the builder does not model."""
     scope = Scope("module", "<module>", "<module>", module, None, pos=(1, 1, max(n_lines, 1)))
-    Builder(scope, positions).build_scope(module.body)
+    Builder(scope, positions, strict).build_scope(module.body)
     return scope
 
 

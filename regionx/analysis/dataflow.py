@@ -82,6 +82,11 @@ class Dataflow:
             mask ^= low
         return out
 
+    def dump(self) -> str:
+        """One line per node: `id in={live on entry} out={live on exit}` (golden tests compare this)."""
+        return "\n".join(f"{n} in={{{', '.join(self.unpack(self.live_in[n]))}}} out={{{', '.join(self.unpack(self.live_out[n]))}}}"
+                         for n in range(len(self.succ)))
+
     def site_range(self, lo: int, hi: int) -> int:
         """Bitset of all sites in nodes lo..hi."""
         a, b = self.first_site[lo], self.first_site[hi + 1]

@@ -11,7 +11,7 @@ not an upward-exposed use of that node.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Sequence
+from typing import Any
 
 import libcst as cst
 
@@ -524,12 +524,4 @@ def pattern_facts(case: cst.MatchCase, line: int) -> Facts:
         facts.bind(name, (None, ()))  # part of the subject, or a new object: not resolved
     if case.guard is not None:
         walker.walk(case.guard)
-    return facts
-
-
-def walk_all(facts: Facts, nodes: Sequence[cst.CSTNode | None]) -> Facts:
-    """Walk several expressions into `facts` (helper for headers)."""
-    walker = ExprWalker(facts)
-    for node in nodes:
-        walker.walk(node)
     return facts
