@@ -454,3 +454,68 @@ def test_pragma_name_wins_over_an_unannotated_function() -> None:
     ids = {r.id: r for r in fa.regions}
     assert ids["swap_loop"].kind == "loop" and ids["swap_loop"].annotated
     assert ids["swap_loop@1"].kind == "function"
+
+
+# Forms the differential test (tests/test_differential.py) found missed or over-reported.
+MORE_MUTATING = [
+    ("in-place multiply through an alias of a container", """
+        def f(m, x):
+            r = m[0]
+            r *= 0.5
+            return x
+        """, "f", "m"),
+    ("positional out of a binary ufunc", """
+        import numpy as np
+        def f(r, a):
+            np.multiply(r, a, r)
+            return a
+        """, "f", "r"),
+    ("positional out of a unary ufunc", """
+        import numpy as np
+        def f(x):
+            np.negative(x, x)
+            return 1.0
+        """, "f", "x"),
+    ("astype without a copy", """
+        def f(x):
+            y = x.astype(float, copy=False)
+            y[0] = 1.0
+            return 1.0
+        """, "f", "x"),
+    ("np.array without a copy", """
+        import numpy as np
+        def f(x):
+            y = np.array(x, copy=None)
+            y[0] = 1.0
+            return 1.0
+        """, "f", "x"),
+]
+
+
+@pytest.mark.parametrize("case_id, source, selector, container", MORE_MUTATING, ids=[c[0] for c in MORE_MUTATING])
+def test_more_writes_through_aliases(case_id: str, source: str, selector: str, container: str) -> None:
+    region = region_of(source, selector)
+    assert container in region.outputs, f"{case_id}: outputs {region.outputs} miss {container!r}"
+
+
+def test_in_place_multiply_through_an_alias_of_a_global_array_is_refused() -> None:
+    region = region_of("""
+        import numpy as np
+        G = np.array([[0.8, 0.4], [0.6, 0.2]])
+        def f(x):
+            r = G[0]
+            r *= 0.5
+            return 0.5 * x
+        """, "f")
+    assert "RX203" in [r.code for r in region.reasons]
+
+
+@pytest.mark.parametrize("call", ["np.sort(x)", "np.append(x, 1.0)", "np.insert(x, 0, 1.0)", "np.add(x, 1.0)"])
+def test_numpy_functions_named_like_list_methods_write_nothing(call: str) -> None:
+    region = region_of(f"""
+        import numpy as np
+        def f(x):
+            y = {call}
+            return y[0]
+        """, "f")
+    assert region.replaceable and region.outputs == ("return",), region.reasons

@@ -91,6 +91,29 @@ MUTATING_FUNCTIONS: dict[str, tuple[int, ...]] = {
 }
 
 
+# numpy functions that copy unless told not to: np.array(x, copy=False) may return x itself.
+_COPY_UNLESS_TOLD = frozenset({"numpy.array"})
+# numpy ufuncs by number of inputs: positional arguments after them are outputs written in place.
+UFUNC_INPUTS: dict[str, int] = {f"numpy.{name}": 1 for name in (
+    "negative positive absolute fabs sqrt square exp exp2 expm1 log log2 log10 log1p sin cos tan arcsin "
+    "arccos arctan sinh cosh tanh arcsinh arccosh arctanh floor ceil trunc rint sign reciprocal cbrt "
+    "deg2rad rad2deg degrees radians isnan isinf isfinite logical_not invert conjugate conj spacing signbit"
+).split()} | {f"numpy.{name}": 2 for name in (
+    "add subtract multiply divide true_divide floor_divide power float_power mod remainder fmod maximum "
+    "minimum fmax fmin arctan2 hypot copysign logaddexp logaddexp2 ldexp greater greater_equal less "
+    "less_equal equal not_equal logical_and logical_or logical_xor bitwise_and bitwise_or bitwise_xor "
+    "left_shift right_shift heaviside nextafter gcd lcm matmul"
+).split()}
+
+
+def _no_copy(call: cst.Call) -> bool:
+    """A `copy=False` or `copy=None` argument: the result may be the argument's own object."""
+    for arg in call.args:
+        if arg.keyword is not None and arg.keyword.value == "copy":
+            return not (isinstance(arg.value, cst.Name) and arg.value.value == "True")
+    return False
+
+
 def mutating_positions(full: str) -> tuple[int, ...] | None:
     """Argument positions a library function (dotted path, imports resolved) changes in place."""
     found = MUTATING_FUNCTIONS.get(full)
@@ -248,8 +271,9 @@ class Aliases:
             for origin, level in self.objects(scope, mutated.expr, node.id, lo, hi).items():
                 if level != 0:
                     continue
-                if mutated.augmented and not (origin[0] == "entry" and (origin[1] in arrays or origin[1] in self.container_like(scope))):
-                    continue
+                if mutated.augmented and not (origin[0] in ("entry", "global")
+                                              and (origin[1] in arrays or origin[1] in self.container_like(scope))):
+                    continue  # `x += v` on a number is a rebinding
                 out.append(Hit(origin, code_text(mutated.expr), mutated.line, mutated.augmented))
         return out
 
@@ -351,8 +375,12 @@ class Aliases:
         flow = self.flows[id(scope)]
         bit = flow.var_index.get(name)
         if bit is None:
-            where, _ = resolve(scope, name)
-            return {("global", name): 0} if where in ("global", "closure") else {}
+            where, binder = resolve(scope, name)
+            if where not in ("global", "closure") or binder is None:
+                return {}
+            if not ({"var", "param"} & binder.bind_kinds.get(name, set())):
+                return {}  # a module, function or class: `np.sort(x)` writes no data of `np`
+            return {("global", name): 0}
         out = {}
         sites = flow.reach_in[node] & flow.var_sites[bit]
         bound = False
@@ -420,16 +448,16 @@ class Aliases:
             if kind == "builtin" and target in BUILTIN_RESULTS:
                 chosen = every if target in _ALL_ARGUMENTS else positional[:1]
                 return self._arguments(scope, chosen, BUILTIN_RESULTS[target], node, lo, hi, env)
-            if kind == "path" and target in VIEW_FUNCTIONS:
-                return self._arguments(scope, positional[:1], VIEW_FUNCTIONS[target], node, lo, hi, env)
+            if kind == "path" and (target in VIEW_FUNCTIONS or (target in _COPY_UNLESS_TOLD and _no_copy(call))):
+                return self._arguments(scope, positional[:1], VIEW_FUNCTIONS.get(target, SAME), node, lo, hi, env)
             if kind == "builtin" and target == "map":
                 return self._unknown(self._arguments(scope, every, SAME, node, lo, hi, env), line, call)
             return {}  # numbers, new arrays, strings
         if isinstance(call.func, cst.Attribute):
             method = call.func.attr.value
             receiver = self._eval(scope, call.func.value, node, lo, hi, env)
-            if method in VIEW_METHODS:
-                return _shift(receiver, VIEW_METHODS[method])
+            if method in VIEW_METHODS or (method == "astype" and _no_copy(call)):
+                return _shift(receiver, VIEW_METHODS.get(method, SAME))
             if method in MUTATING_METHODS:
                 return {}  # sort(), fill(), append() ... return None
             if kind == "pure-method":
@@ -471,6 +499,9 @@ class Aliases:
             for position in mutating_positions(target) or ():
                 if position < len(positional):
                     out.append(positional[position])
+            arity = UFUNC_INPUTS.get(target)
+            if arity is not None:
+                out += positional[arity:]  # np.multiply(a, b, a): positional outputs after the inputs
         elif kind == "local" and isinstance(target, Scope):
             changed = self.mutated_params(target)
             if changed:
