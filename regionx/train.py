@@ -32,6 +32,7 @@ import numpy as np
 
 from regionx import compile as rxcompile
 from regionx.diagnostics import Diagnostic, make
+from regionx.refine import REFINE_METHODS, RefineResult
 from regionx.types import REL_FLOOR, Dataset, Manifest, StageResult, TopologyResult
 
 Topology = tuple[tuple[int, ...], str]
@@ -69,6 +70,17 @@ TARGET_TRANSFORMS = ("auto", "asinh", "none")
 # accuracy is always measured on the compiled module, so it includes this.
 BATCH_DTYPE = "float32"
 TIE_BAND = 0.05
+# Second-order refinement after Adam (regionx.refine): "auto" is Levenberg-Marquardt for small
+# networks and L-BFGS for larger ones, REFINE_SECONDS nominal per topology (a deterministic
+# iteration budget); Adam's weights are kept unless refinement beats them on the validation split.
+# Measured in benchmarks/results/optimizers.md.
+REFINE_SECONDS = 30.0
+# With metric "rel", refinement weighs each residual by 1 / (tolerance * max(|y|, floor)), floor =
+# REFINE_REL_FRACTION * median |y| (see residual_weights). On the cubic's root (2x8x5x1, 20k
+# samples, 30 s of LM from the same Adam start) the share of test points within 1% was 94.4%
+# unweighted, and 96.7% / 98.3% / 98.6% / 95.5% with floors of 0.0013 / 0.013 / 0.065 / 0.26 x
+# median |y|.
+REFINE_REL_FRACTION = 0.05
 BATCH_ROWS = 4096  # rows of the batch used to time predict()
 CALL_ROWS = 256  # distinct test rows cycled through when timing predict_one()
 
@@ -205,7 +217,16 @@ def _train_topology_inner(task: dict[str, Any], progress: ProgressFn | None = No
         callbacks.append(keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: progress(label, epoch + 1, epochs)))
     t0 = time.perf_counter()
     history = model.fit(train_ds, validation_data=val_ds, epochs=epochs, verbose=0, shuffle=False, callbacks=callbacks)
-    train_time = time.perf_counter() - t0
+    adam_time = time.perf_counter() - t0
+    layers = rxcompile.keras_layers(model)
+    announce = None if progress is None else (lambda method: progress(f"{label} refine {method}", epochs, epochs))
+    refined = _refine_layers(task, layers, seed, announce)
+    if refined.method != "adam":
+        layers = refined.layers
+        # model.keras holds the weights the compiled module runs (Keras keeps them as float32).
+        dense = [layer for layer in model.layers if layer.get_weights()]
+        for layer, (W, b, _act) in zip(dense, layers):
+            layer.set_weights([W.astype(np.float32), b.astype(np.float32)])
     if progress is not None:
         progress(label, epochs, epochs)
     # Return the saved model's bytes rather than a path: a remote (dask) worker's disk is not ours.
@@ -218,13 +239,79 @@ def _train_topology_inner(task: dict[str, Any], progress: ProgressFn | None = No
     return {
         "hidden": hidden,
         "activation": activation,
-        "layers": rxcompile.keras_layers(model),
-        "train_time": train_time,
+        "layers": layers,  # float64: the refined weights themselves, not their float32 copy in Keras
+        "train_time": adam_time + refined.seconds,
+        "adam_time": adam_time,
+        "refine": refined.summary(),
         "steps": int(model.optimizer.iterations.numpy()),
         "epochs": len(history.history.get("loss", [])),
         "best_val_loss": min(val_losses) if val_losses else float("nan"),
         "model_bytes": model_bytes,
     }
+
+
+def _refine_layers(task: dict[str, Any], layers: list[tuple[np.ndarray, np.ndarray, str]], seed: int,
+                   announce: Callable[[str], None] | None) -> RefineResult:
+    """Second-order refinement of Adam's `layers` on the task's full training split
+    (regionx.refine.refine; returns its RefineResult). `announce(optimizer)` is called first
+    when an optimizer will run (progress display)."""
+    from regionx import refine as rxrefine
+
+    arrays = [np.asarray(task[k], dtype=np.float64) for k in ("Xtr", "Ytr", "Xva", "Yva")]
+    method = str(task.get("refine", "none"))
+    n_weights = rxrefine.NetSpec.of(layers).n_params
+    if announce is not None and rxrefine.choose_method(method, n_weights, arrays[1].size) != "none":
+        announce(rxrefine.choose_method(method, n_weights, arrays[1].size))
+    return rxrefine.refine(layers, *arrays, method=method, seconds=float(task.get("refine_seconds", REFINE_SECONDS)),
+                           seed=seed, wtr=task.get("Wtr"), wva=task.get("Wva"), val_accuracy=_val_accuracy(task))
+
+
+def _val_accuracy(task: dict[str, Any]) -> Callable[[np.ndarray], float] | None:
+    """Share of validation rows within tolerance, from the network's normalised prediction (None
+    when the task does not carry the validation split's exact outputs)."""
+    if task.get("val_exact") is None:
+        return None
+    exact = np.asarray(task["val_exact"], dtype=np.float64)
+    y_mean, y_scale = np.asarray(task["y_mean"]), np.asarray(task["y_scale"])
+    transform, metric, tolerance = task.get("transform"), str(task["metric"]), float(task["tolerance"])
+
+    def accuracy(pred: np.ndarray) -> float:
+        t = pred * y_scale + y_mean
+        with np.errstate(over="ignore", invalid="ignore"):
+            y = t if transform is None else transform[1] * np.sinh(t)
+        return float(np.mean(within_tolerance(y, exact, metric, tolerance))) if len(exact) else 0.0
+
+    return accuracy
+
+
+def residual_weights(Y: np.ndarray, metric: str, tolerance: float, transform: tuple[str, float] | None,
+                     y_scale: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray | None:
+    """Per-entry weights (n x d_out) that make the refinement's least squares count errors as the
+    accuracy criterion does: residual x weight ~ (error in y) / (error allowed at y).
+
+    The network's residual is in normalised units t_n = (t - mean) / y_scale with t = y or
+    asinh(y / s), so an error e_n in t_n is e_n * y_scale * dy/dt in y (dy/dt = sqrt(s^2 + y^2)
+    for asinh). The error allowed is `tolerance` for "abs" and tolerance * max(|y|, floor) for
+    "rel", with floor = max(REL_FLOOR, REFINE_REL_FRACTION * median |y|) (median over the
+    `reference` outputs, by default Y; train_dataset passes the training split's): the metric's own
+    floor (1e-3) would let the few roots within 1e-3 of zero outweigh all others a thousandfold.
+    Weights are scaled to mean square 1, so the loss stays comparable to plain mse. None when
+    every weight is the same (plain mse).
+    """
+    Y = np.asarray(Y, dtype=np.float64)
+    dy = np.broadcast_to(np.asarray(y_scale, dtype=np.float64), Y.shape)
+    if transform is not None:
+        dy = dy * np.sqrt(transform[1] ** 2 + Y * Y)
+    if metric == "rel":
+        ref = Y if reference is None else np.asarray(reference, dtype=np.float64)
+        floor = np.maximum(REL_FLOOR, REFINE_REL_FRACTION * np.median(np.abs(ref), axis=0))
+        allowed = tolerance * np.maximum(np.abs(Y), floor)
+    else:
+        allowed = np.full(Y.shape, tolerance)
+    w = dy / allowed
+    if not np.all(np.isfinite(w)) or float(np.ptp(w)) <= 1e-12 * float(np.max(w)):
+        return None
+    return w / math.sqrt(float(np.mean(w * w)))
 
 
 # --------------------------------------------------------------------------- metrics and selection
@@ -417,6 +504,8 @@ def render_report_md(report: dict[str, Any]) -> str:
             f"{row['speedup_call']:.2f}x | {row['speedup_batch']:.2f}x | {mark} |"
         )
     lines.append("")
+    if any(row.get("refine", {}).get("requested") not in (None, "none") for row in report["rows"]):
+        lines += _refine_md(report, d_in, d_out)
     if report.get("accept"):
         lines += [
             f"With the accept predicate `{report['accept']}` the exact code answers every row it rejects, so the "
@@ -463,6 +552,38 @@ def render_report_md(report: dict[str, Any]) -> str:
                          if best else "No topology was trained.")
     lines.append("")
     return "\n".join(lines)
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def _refine_md(report: dict[str, Any], d_in: int, d_out: int) -> list[str]:
+    """report.md's refinement table: per topology the optimizer kept, its time and the losses."""
+    training = report.get("training", {})
+    lines = [
+        f"Refinement after Adam: `{training.get('refine', '?')}`, {training.get('refine_seconds', 0):g} s nominal per topology "
+        "(an iteration budget, so the result does not depend on the machine's load), "
+        f"on the full training split; loss: {training.get('refine_loss', 'mse (normalised)')}. Attempts are judged on the "
+        "validation split by the share of rows within tolerance, then by the loss; a refinement that does not beat "
+        "Adam's weights is dropped (optimizer `adam`).",
+        "",
+        "| Model topology | Activation | Optimizer | Adam time (s) | Refinement time (s) | Attempts | "
+        "Val accuracy before | Val accuracy after | Val loss before | Val loss after |",
+        "|---|---|---|---:|---:|---|---:|---:|---:|---:|",
+    ]
+    for row in report["rows"]:
+        ref = row.get("refine") or {}
+        topo = "x".join(str(v) for v in [d_in, *row["hidden"], d_out])
+        attempts = "; ".join(f"{a['optimizer']} from {a['start']}: {_pct(a.get('val_accuracy'))}, loss {a['val_loss']:.3g} "
+                             f"({a.get('iterations', 0)} it, {a['seconds']:.1f} s, {a['status']})"
+                             for a in ref.get("attempts", [])) or "-"
+        lines.append(f"| {topo} | {row['activation']} | {row.get('optimizer', 'adam')} | {row.get('adam_time', row['train_time']):.2f} | "
+                     f"{ref.get('seconds', 0.0):.2f} | {attempts} | {_pct(ref.get('val_accuracy_before'))} | "
+                     f"{_pct(ref.get('val_accuracy_after'))} | {ref.get('val_loss_before', float('nan')):.3g} | "
+                     f"{ref.get('val_loss_after', float('nan')):.3g} |")
+    lines.append("")
+    return lines
 
 
 def _write_json(path: str, data: Any) -> None:
@@ -534,6 +655,8 @@ def train_dataset(
     patience: int = EARLY_STOP_PATIENCE,
     target_transform: str = "auto",
     exact_timer: Callable[[], float] | None = None,
+    refine: str = "auto",
+    refine_seconds: float = REFINE_SECONDS,
 ) -> StageResult:
     """Train every topology on `dataset`, compile and measure each, keep the fastest accurate one.
 
@@ -549,7 +672,9 @@ def train_dataset(
     the compiled module always returns y itself. `exact_timer` (seconds per call of the exact
     region, measured now: `regionx.sample.exact_timer`) re-times the exact code right before and
     after each topology's timings, so every speedup is a side-by-side ratio; without it the
-    dataset's time (measured while sampling) is used.
+    dataset's time (measured while sampling) is used. `refine` ("auto", "lm", "lbfgs", "none")
+    picks the second-order refinement after Adam (regionx.refine), given up to `refine_seconds`
+    per topology; what it did is recorded per topology in the reports.
 
     Returns StageResult: "ok" with artifacts {'manifest', 'module', 'report_md', 'report_json',
     'model', 'weights'}; "failed" with RX401 (no topology met `target`; reports still written),
@@ -575,6 +700,9 @@ def train_dataset(
         return StageResult("failed", meta.region_id, (make("RX006", src, detail=f"target_transform must be one of {', '.join(TARGET_TRANSFORMS)}"),))
     if epochs < 1 or (batch_size is not None and batch_size < 1):
         return StageResult("failed", meta.region_id, (make("RX006", src, detail="epochs and batch size must be at least 1"),))
+    if refine not in REFINE_METHODS or not refine_seconds >= 0:
+        return StageResult("failed", meta.region_id, (make("RX006", src, detail=f"refine must be one of {', '.join(REFINE_METHODS)} "
+                                                           f"with refine_seconds >= 0, not {refine!r}, {refine_seconds!r}"),))
     if select_by not in ("call", "batch"):
         return StageResult("failed", meta.region_id, (make("RX006", src, detail=f"select_by must be 'call' or 'batch', not {select_by!r}"),))
     if not topologies:
@@ -606,6 +734,7 @@ def train_dataset(
     y_mean, y_scale = _scale(T[tr])  # normalisation of what the network learns (y or asinh(y / s))
     Xn = (X - x_mean) / x_scale
     Yn = (T - y_mean) / y_scale
+    weights = residual_weights(Y, metric, tolerance, transform, y_scale, Y[tr]) if refine != "none" else None
     if batch_size is None:
         batch_size = auto_batch_size(len(tr))
 
@@ -626,8 +755,13 @@ def train_dataset(
         tasks = [{
             "hidden": tuple(int(w) for w in hidden), "activation": act, "seed": seed, "epochs": epochs,
             "batch_size": batch_size, "learning_rate": learning_rate, "patience": patience,
-            "Xtr": Xn[tr].astype(np.float32), "Ytr": Yn[tr].astype(np.float32),
-            "Xva": Xn[va].astype(np.float32), "Yva": Yn[va].astype(np.float32),
+            # float64: Keras gets float32 copies, the refinement works in float64
+            "Xtr": Xn[tr], "Ytr": Yn[tr], "Xva": Xn[va], "Yva": Yn[va],
+            "Wtr": None if weights is None else weights[tr], "Wva": None if weights is None else weights[va],
+            "refine": refine, "refine_seconds": refine_seconds,
+            # so refinement can judge its attempts by the share of validation rows within tolerance
+            "val_exact": Y[va], "y_mean": y_mean, "y_scale": y_scale, "transform": transform, "metric": metric,
+            "tolerance": tolerance,
         } for hidden, act in topologies]
 
         # ---- train (all of it before any timing, so timings are not disturbed by training) ----
@@ -687,6 +821,10 @@ def train_dataset(
             d["chosen"] = i == chosen_i
             d["predict_one_path"] = "scalar" if rxcompile.use_scalar_path(trained[i]["layers"]) else "numpy"
             d["best_val_loss"] = trained[i]["best_val_loss"]
+            ref = trained[i].get("refine") or {}
+            d["optimizer"] = "adam" if ref.get("method", "adam") == "adam" else f"adam+{ref['method']}"
+            d["adam_time"] = trained[i].get("adam_time", r.train_time)
+            d["refine"] = ref
             if accept_info:
                 a = accept_info[i]
                 d.update({k: a[k] for k in ("accepted_accuracy", "accept_time_per_call", "accept_time_per_element")})
@@ -714,7 +852,9 @@ def train_dataset(
                          "early_stopping_patience": patience, "optimizer": "adam",
                          "schedule": f"cosine decay to {LR_FLOOR:g} x peak", "loss": "mse (normalised)",
                          "target_transform": None if transform is None else f"{transform[0]}(y / {transform[1]:.6g})",
-                         "split": list(SPLIT)},
+                         "split": list(SPLIT), "refine": refine, "refine_seconds": refine_seconds,
+                         "refine_loss": ("mse (normalised)" if weights is None else
+                                         "mse of residuals weighted by 1 / allowed error (train.residual_weights)")},
             "dataset": {
                 "source_path": meta.source_path, "source_sha256": meta.source_sha256, "mode": meta.mode,
                 "n": int(X.shape[0]), "n_train": int(len(tr)), "n_val": int(len(va)), "n_test": int(len(te)),
@@ -743,7 +883,8 @@ def train_dataset(
             best_text = f"{b.label} at {b.accuracy:.1%}" if b is not None else "none"
             if b is not None and b.effective_accuracy is not None:
                 best_text = f"{b.label} at {b.effective_accuracy:.1%} effective with accept ({b.accuracy:.1%} raw)"
-            diag: Diagnostic = make("RX401", src, target=target, tolerance=tolerance, metric=metric, best=best_text)
+            diag: Diagnostic = make("RX401", src, meta.line or 1, meta.col or 1, target=target, tolerance=tolerance,
+                                    metric=metric, best=best_text)  # at the region (1:1 for older datasets)
             return StageResult("failed", meta.region_id, (diag,), artifacts=artifacts, data=data)
 
         # ---- write the chosen surrogate's artifacts ----
@@ -760,6 +901,8 @@ def train_dataset(
             tolerance=tolerance, metric=metric, target=target, accept=meta.accept, topology=rows[chosen_i],  # type: ignore[arg-type]
             module=os.path.basename(module_path), lower=tuple(float(v) for v in lower),
             upper=tuple(float(v) for v in upper), seed=seed, regionx_version=__version__,
+            closure_sha256=meta.closure_sha256, closure=meta.closure, pragma_tolerance=meta.tolerance,
+            pragma_metric=meta.metric, require=meta.require,
         )
         manifest_path = os.path.join(out_dir, "manifest.json")
         _write_json(manifest_path, manifest.to_json())  # last: its presence means the artifacts are complete

@@ -182,6 +182,40 @@ def test_same_seed_same_choice(tmp_path):
     np.testing.assert_array_equal(w1["W0"], w2["W0"])
 
 
+def test_rx401_points_at_the_region(tmp_path):
+    from dataclasses import replace
+
+    ds = linear_dataset(n=300)
+    at_region = Dataset(ds.X, ds.Y, replace(ds.meta, line=12, col=5))
+    [diag] = _run(tmp_path, "at", dataset=at_region, tolerance=1e-9, epochs=1, topologies=[((2,), "tanh")]).diagnostics
+    assert (diag.code, diag.path, diag.line, diag.col) == ("RX401", "fixtures/lin.py", 12, 5)
+    assert diag.format().startswith("fixtures/lin.py:12:5: RX401 no topology reached")
+    # a dataset written before the region's position was recorded: the file's start
+    [old] = _run(tmp_path, "old", dataset=ds, tolerance=1e-9, epochs=1, topologies=[((2,), "tanh")]).diagnostics
+    assert (old.code, old.line, old.col) == ("RX401", 1, 1)
+
+
+def test_manifest_records_closure_and_pragma_settings(tmp_path):
+    from dataclasses import replace
+
+    from regionx.types import Dependency
+
+    ds = linear_dataset()
+    deps = (Dependency("SCALE", "constant", "cd" * 32),)
+    meta = replace(ds.meta, closure_sha256="ef" * 32, closure=deps, require="a > 1.0", tolerance=0.02, metric="abs")
+    result = _run(tmp_path, "m", dataset=Dataset(ds.X, ds.Y, meta), tolerance=0.05, metric="rel")
+    assert result.ok, [d.format() for d in result.diagnostics]
+    data = json.loads((tmp_path / "m" / "manifest.json").read_text())
+    assert data["closure_sha256"] == "ef" * 32 and data["closure"] == [{"name": "SCALE", "kind": "constant", "sha256": "cd" * 32}]
+    # validated with the overrides; the pragma's own settings recorded beside them
+    assert (data["tolerance"], data["metric"]) == (0.05, "rel")
+    assert data["pragma"] == {"tolerance": 0.02, "metric": "abs"} and data["require"] == "a > 1.0"
+    manifest = Manifest.from_json(data)
+    assert manifest.closure == deps and manifest.pragma_tolerance == 0.02 and manifest.pragma_metric == "abs"
+    assert Manifest.from_json(manifest.to_json()) == manifest
+    assert DatasetMeta.from_json(meta.to_json()) == meta
+
+
 def test_too_strict_tolerance_fails_with_rx401_and_reports_best(tmp_path):
     result = _run(tmp_path, "strict", tolerance=1e-9, epochs=3)
     assert result.status == "failed"
