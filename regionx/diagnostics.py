@@ -81,6 +81,7 @@ MESSAGES: dict[str, tuple[Severity, str]] = {
     "RX208": ("warning", "output size varies: {detail}"),
     "RX209": ("warning", "calls a function that cannot be shown pure: {detail}"),
     "RX210": ("warning", "is a method: its {name!r} is a {owner} object, not numbers regionx can sample (make it a function of numbers)"),
+    "RX212": ("warning", "may hold the same object as {b!r} while changing {a!r} ({detail}); the surrogate would be trained on separate objects"),
     "RX211": ("warning", "writes through {expr!r}, whose object regionx cannot trace ({detail}): it may change an input"),
     # extract / sample
     "RX301": ("error", "cannot extract region {region!r}: {detail}"),
@@ -92,7 +93,8 @@ MESSAGES: dict[str, tuple[Severity, str]] = {
     "RX307": ("error", "invalid dataset: {detail}"),
     "RX308": ("error", "region {region!r} does not behave as analysed: {detail}"),
     # train / compile
-    "RX401": ("error", "no topology reached {target:.1%} of test points within tolerance {tolerance:g} ({metric}); best: {best}"),
+    "RX401": ("error", "no topology reached {target:.1%} of test points within tolerance {tolerance:g} ({metric}) "
+                       "by the 95% lower confidence bound; best: {best}"),
     "RX402": ("error", "training is unavailable: {detail}"),
     "RX403": ("error", "bad topology list {spec!r}: {detail}"),
     # rewrite

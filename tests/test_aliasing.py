@@ -519,3 +519,31 @@ def test_numpy_functions_named_like_list_methods_write_nothing(call: str) -> Non
             return y[0]
         """, "f")
     assert region.replaceable and region.outputs == ("return",), region.reasons
+
+
+@pytest.mark.parametrize("setup", ["a = m\n    b = m", "a = np.zeros(3)\n    b = a", "a = m\n    b = a[:]"])
+def test_a_loop_writing_one_of_two_names_for_the_same_object_is_refused(setup: str) -> None:
+    """Sampling would draw a and b separately; the loop's result depends on their being one object."""
+    region = region_of(f"""
+        import numpy as np
+        def f(m):
+            {setup}
+            for i in range(1, 3):
+                a[i] = b[i - 1] + 1.0
+            return a
+        """.replace("\n    b", "\n            b"), "f:for@5")
+    assert "RX212" in [r.code for r in region.reasons], region.reasons
+
+
+def test_two_separate_new_objects_do_not_alias() -> None:
+    region = region_of("""
+        import numpy as np
+        def f(x):
+            a = np.zeros(3)
+            b = np.ones(3) * x
+            for i in range(1, 3):
+                a[i] = b[i - 1] + 1.0
+            return a
+        """, "f:for@5")
+    assert region.replaceable, region.reasons
+    assert region.outputs == ("a",)

@@ -6,6 +6,8 @@ Every object a region can reach is described by where it came from, an *origin*:
   ("global", g)   the object of a module-level or enclosing-function name g,
   ("unknown", d)  an object regionx cannot trace (d says where: the line and the expression),
   ("default", p)  the default value of parameter p of a called function (shared by every call),
+  ("alloc", b)    a new object made by binding b inside the region's scope (so that two names
+                  holding the same new object are seen to alias),
 each with a *level*: 0 means "is v's object or part of it" (a view, an element, an attribute),
 1 means "a container holding parts of v" (``[v]``, ``list(v)``), and so on. Writing into an
 object at level 0 changes its origin; writing into a level-1 container does not, but writing
@@ -420,6 +422,8 @@ class Aliases:
                     _join(out, _shift(self._eval(scope, expr, k, lo, hi, facts.comp_env), shifts))
         finally:
             self._active.discard(key)
+        if not out and facts.sources.get(name):  # a new object: its own origin, so two names holding it alias
+            out[("alloc", f"{name}@{facts.line}:{k}")] = 0
         old = self._memo.get(key)
         if old is not None:
             _join(out, old)
@@ -483,7 +487,7 @@ class Aliases:
                     _join(out, _shift(self._eval(scope, value, node, lo, hi, env), (level,) if level else SAME))
                 else:  # a default value: created once, shared by every call
                     _join(out, {("global", f"{target.qualname}'s default for {origin[1]}"): level})
-            else:
+            elif origin[0] != "alloc":  # the callee's new objects are new on every call
                 _join(out, {origin: level})
         return out
 

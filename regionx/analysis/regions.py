@@ -338,6 +338,7 @@ class ModuleAnalysis:
         globals_, calls = self._names_and_calls(scope, lo, hi)
         reasons = self._behaviour(scope, lo, hi, vouched=vouched)
         reasons += self._alias_reasons(hits)
+        reasons += self._aliased_inputs(scope, lo, sorted(changed), inputs, span.line)
         method = self._method_reason(scope)
         if method is not None and scope.params[0] in inputs:
             reasons.insert(0, method)
@@ -355,11 +356,28 @@ class ModuleAnalysis:
             reasons=tuple(_dedupe(reasons)), scratch=tuple(sorted(changed - escaping)),
         )
 
+    def _aliased_inputs(self, scope: Scope, lo: int, changed: Sequence[str], inputs: Sequence[str], line: int) -> list[Reason]:
+        """RX212 when an input the region changes may be the same object as another input: the
+        surrogate is trained on inputs drawn separately, so it cannot reproduce the interaction."""
+        if not changed:
+            return []
+        last = len(scope.nodes) - 1
+        index = self.info[id(scope)].flow.var_index
+        held = {u: set(self.aliases.objects(scope, cst.Name(u), lo, 1, last)) for u in inputs if u in index}
+        out = []
+        for v in changed:
+            for u in inputs:
+                if u != v and u in held and v in held and held[u] & held[v]:
+                    origin = sorted(held[u] & held[v])[0]
+                    where = origin[1].split(":")[0].replace("@", " bound at line ") if origin[0] == "alloc" else f"{origin[0]} {origin[1]!r}"
+                    out.append(reason("RX212", line, a=v, b=u, detail=where))
+        return out
+
     def _shared(self, scope: Scope, name: str, lo: int, hi: int) -> bool:
         """May the object `name` holds on entry to nodes lo..hi also be reached another way (a
         parameter's or global's object, or `name` read elsewhere, e.g. stored into a container)?"""
         objects = self.aliases.objects(scope, cst.Name(name), lo, 1, len(scope.nodes) - 1)
-        if objects:
+        if any(kind != "alloc" for kind, _ in objects):
             return True
         return any(name in node.facts.uses for node in scope.nodes if not lo <= node.id <= hi)
 
