@@ -201,6 +201,105 @@ def network_macs(layers: Sequence[tuple[np.ndarray, np.ndarray, str]]) -> int:
 
 
 
+# Rows per chunk of predict(): every matmul of a chunk stays at or below 2**18 multiply-adds,
+# OpenBLAS's threshold for running a GEMM on one thread (interface/gemm.c: SMP_THRESHOLD_MIN *
+# GEMM_MULTITHREAD_THRESHOLD). Above it OpenBLAS wakes its threads, which on a loaded 2-core
+# machine cost 5-20x (benchmarks/results/batch_path.md); below it the hidden activations of a
+# chunk also stay in L2. 64..4096 rows keeps the per-chunk call overhead (~1 us per layer) small.
+CHUNK_WORK = 2 ** 18
+CHUNK_MIN, CHUNK_MAX = 64, 4096
+
+
+def chunk_rows(layers: Sequence[tuple[np.ndarray, np.ndarray, str]]) -> int:
+    """Rows per chunk of the generated predict() for these layers (see CHUNK_WORK)."""
+    widest = max(int(np.asarray(W).shape[0]) * int(np.asarray(W).shape[1]) for W, _b, _a in layers)
+    return int(min(CHUNK_MAX, max(CHUNK_MIN, CHUNK_WORK // max(widest, 1))))
+
+
+def _np_act_lines(var: str, act: str, indent: str) -> list[str]:
+    """An activation applied in place to the array `var` (no temporaries)."""
+    if act == "tanh":
+        return [f"{indent}np.tanh({var}, out={var})"]
+    if act == "relu":
+        return [f"{indent}np.maximum({var}, 0.0, out={var})"]
+    if act == "sigmoid":
+        # 0.5*tanh(v/2)+0.5 == 1/(1+exp(-v)) without exp overflow
+        return [f"{indent}{var} *= 0.5", f"{indent}np.tanh({var}, out={var})", f"{indent}{var} *= 0.5",
+                f"{indent}{var} += 0.5"]
+    return []
+
+
+def batch_path_lines(layers: Sequence[tuple[np.ndarray, np.ndarray, str]], *, d_in: int, d_out: int,
+                     lower: Sequence[float], upper: Sequence[float], out_scale: np.ndarray | None,
+                     out_shift: np.ndarray | None, out_transform: tuple[str, float] | None,
+                     batch_dtype: str) -> list[str]:
+    """Source lines of the generated module's weights in batch form and its predict(X, out=None).
+
+    predict works feature-major: a chunk of rows is a (features, rows) array, so every bias add
+    and activation runs along rows (long, vectorised inner loops; row-major it would run along 5
+    or 8 features), and the column-major input matrix a batched loop builds is read without a
+    transpose copy. Chunks of `chunk_rows` rows go through buffers allocated once per call, every
+    matmul and activation writing into them (out=). With batch_dtype "float32" the chunk is
+    centred on the trained box in float64 first (float32 then keeps the inputs' precision
+    relative to the box, not to their offset from 0) and every layer runs in float32; the last
+    layer's bias, the output scale and transform are applied in float64.
+    """
+    f32 = batch_dtype == "float32"
+    n_layers = len(layers)
+    widths = [int(W.shape[1]) for W, _b, _a in layers]
+    dt = "np.float32" if f32 else "np.float64"
+    L: list[str] = [f"CHUNK = {chunk_rows(layers)}  # rows per chunk: every matmul stays on one BLAS thread"]
+    if f32:
+        center = 0.5 * (np.asarray(lower, dtype=np.float64) + np.asarray(upper, dtype=np.float64))
+        L.append(f"_CENTER = np.array({_array_literal(center)}, dtype=np.float64).reshape({d_in}, 1)")
+    for i in range(n_layers):
+        L.append(f"_W{i}b = np.ascontiguousarray(_W{i}.T, dtype={dt})")
+        # the first layer takes centred inputs (float32 path); the last layer's bias is float64
+        bias = "(_B0 + _CENTER[:, 0] @ _W0)" if f32 and i == 0 else f"_B{i}"
+        L.append(f"_B{i}b = {bias}.astype({dt if i < n_layers - 1 else 'np.float64'}).reshape(-1, 1)")
+    L += ["", "", "def predict(X, out=None):",
+          '    """(n, d_in) array of flattened inputs -> (n, d_out) float64 predictions (into `out`',
+          '    when given), in chunks of CHUNK rows through preallocated buffers."""',
+          "    X = np.asarray(X, dtype=np.float64)",
+          "    if X.ndim == 1:",
+          f"        X = X.reshape(-1, {d_in})",
+          "    n = X.shape[0]",
+          "    if out is None:",
+          f"        out = np.empty((n, {d_out}), dtype=np.float64)",
+          "    XT = X.T",
+          "    m = min(n, CHUNK)"]
+    if f32:
+        L.append(f"    x = np.empty({d_in} * m, dtype=np.float32)")
+    bufs = [f"h{i}" for i in range(n_layers)]
+    for i, w in enumerate(widths):
+        L.append(f"    {bufs[i]} = np.empty({w} * m, dtype={dt})")
+    L += ["    for s in range(0, n, CHUNK):",
+          "        e = min(s + CHUNK, n)",
+          "        k = e - s"]
+    if f32:
+        L.append(f"        h = np.subtract(XT[:, s:e], _CENTER, out=x[:{d_in} * k].reshape({d_in}, k))")
+    else:
+        L.append("        h = XT[:, s:e]")
+    for i, (_W, _b, act) in enumerate(layers):
+        last = i == n_layers - 1
+        L.append(f"        {bufs[i]}k = np.matmul(_W{i}b, h, out={bufs[i]}[:{widths[i]} * k].reshape({widths[i]}, k))")
+        if last:
+            L.append(f"        np.add({bufs[i]}k, _B{i}b, out=out[s:e].T)")
+            L.append("        h = out[s:e]")
+        else:
+            L.append(f"        {bufs[i]}k += _B{i}b")
+            L.extend(_np_act_lines(f"{bufs[i]}k", act, "        "))
+            L.append(f"        h = {bufs[i]}k")
+    if layers[-1][2] != "linear":
+        L.extend(_np_act_lines("h", layers[-1][2], "        "))
+    if out_scale is not None:
+        L += ["        h *= _OUT_SCALE", "        h += _OUT_SHIFT"]
+    if out_transform is not None:
+        L += ["        np.sinh(h, out=h)", f"        h *= {_lit(out_transform[1])}"]
+    L += ["    return out", "", ""]
+    return L
+
+
 def _atomic_savez(path: str, arrays: dict[str, np.ndarray]) -> None:
     import io
 
@@ -291,10 +390,6 @@ def generate_source(
         for i in range(n_layers):
             L.append(f"    _W{i} = np.ascontiguousarray(_data['W{i}'], dtype=np.float64)")
             L.append(f"    _B{i} = np.ascontiguousarray(_data['b{i}'], dtype=np.float64)")
-    if batch_dtype == "float32":
-        for i in range(1, n_layers - 1):
-            L.append(f"_W{i}f = _W{i}.astype(np.float32)")
-            L.append(f"_B{i}f = _B{i}.astype(np.float32)")
     if out_transform is not None:
         kind, s_val = out_transform
         if kind not in OUTPUT_TRANSFORMS:
@@ -309,41 +404,10 @@ def generate_source(
     L.append("")
     L.append("")
 
-    # --- batch path -------------------------------------------------------------------------
-    def np_act(var: str, act: str, indent: str) -> list[str]:
-        if act == "tanh":
-            return [f"{indent}np.tanh({var}, out={var})"]
-        if act == "relu":
-            return [f"{indent}np.maximum({var}, 0.0, out={var})"]
-        if act == "sigmoid":
-            return [f"{indent}{var} = 0.5 * np.tanh(0.5 * {var}) + 0.5"]
-        return []
+    L.extend(batch_path_lines(layers, d_in=d_in, d_out=d_out, lower=lower, upper=upper, out_scale=out_scale,
+                              out_shift=out_shift, out_transform=out_transform, batch_dtype=batch_dtype))
 
-    L.append("def predict(X):")
-    L.append('    """(n, d_in) array of flattened inputs -> (n, d_out) float64 predictions."""')
-    L.append("    h = np.asarray(X, dtype=np.float64)")
-    L.append("    if h.ndim == 1:")
-    L.append(f"        h = h.reshape(-1, {d_in})")
-    f32 = batch_dtype == "float32" and n_layers > 1
-    for i, (_W, _b, act) in enumerate(layers):
-        # float32: the first affine map (it holds the folded input normalisation) and the output
-        # layer stay float64; hidden activations and the hidden-to-hidden matmuls run in float32.
-        suffix = "f" if f32 and 0 < i < n_layers - 1 else ""
-        if f32 and i == n_layers - 1:
-            L.append("    h = h.astype(np.float64)")
-        L.append(f"    h = h @ _W{i}{suffix}")
-        L.append(f"    h += _B{i}{suffix}")
-        if f32 and i == 0:
-            L.append("    h = h.astype(np.float32)")
-        L.extend(np_act("h", act, "    "))
-    if out_scale is not None:
-        L.append("    h = h * _OUT_SCALE + _OUT_SHIFT")
-    if out_transform is not None:
-        L.append("    np.sinh(h, out=h)")
-        L.append(f"    h *= {_lit(out_transform[1])}")
-    L.append("    return h")
-    L.append("")
-    L.append("")
+    np_act = _np_act_lines
 
     # --- helpers to unpack inputs / pack outputs for one call ---------------------------------
     col_names: list[str] = []
@@ -436,6 +500,10 @@ def generate_source(
                 L.append(f"    if not ({_lit(lower[k])} <= {p} <= {_lit(upper[k])}):")
                 L.append("        return False")
             else:
+                # trained on numpy arrays (sampling draws shape= inputs as arrays): a list may mean
+                # something else to the region (slices and np.asarray copy it, + concatenates)
+                L.append(f"    if not isinstance({p}, np.ndarray):")
+                L.append("        return False")
                 L.append(f"    _v = np.ravel(np.asarray({p}, dtype=np.float64))")
                 L.append(f"    if _v.shape != ({v.size},) or not bool(np.all((_v >= LOWER[{k}:{k + v.size}]) & (_v <= UPPER[{k}:{k + v.size}]))):")
                 L.append("        return False")
@@ -501,6 +569,35 @@ def compile_model(
     compile(source, module_name(region_name), "exec")  # fail here, not at the user's import
     _atomic_savez(os.path.join(out_dir, "weights.npz"), arrays)
     path = os.path.join(out_dir, module_name(region_name))
+    atomic_write_text(path, source)
+    return path
+
+
+def regenerate_module(artifact_dir: str, *, batch_dtype: str = "float32") -> str:
+    """Write the artifact directory's surrogate module again from its weights.npz and
+    manifest.json with this version's generator (the trained network is unchanged: the module is
+    a function of the folded weights); returns the module path. For artifacts trained before a
+    change of the generated code."""
+    import json
+
+    from regionx import __version__
+    from regionx.types import Manifest
+
+    with open(os.path.join(artifact_dir, "manifest.json"), encoding="utf-8") as handle:
+        manifest = Manifest.from_json(json.load(handle))
+    with np.load(os.path.join(artifact_dir, "weights.npz")) as data:
+        acts = [str(a) for a in data["activations"]]
+        layers = [(data[f"W{i}"], data[f"b{i}"], a) for i, a in enumerate(acts)]
+        out_scale = data["out_scale"] if "out_scale" in data else None
+        out_shift = data["out_shift"] if "out_shift" in data else None
+        transform = ("asinh", float(data["out_transform_scale"])) if "out_transform_scale" in data else None
+        lower, upper = data["lower"].tolist(), data["upper"].tolist()
+    source = generate_source(layers, region_name=manifest.region_name, inputs=manifest.inputs,
+                             outputs=manifest.outputs, lower=lower, upper=upper, out_scale=out_scale,
+                             out_shift=out_shift, version=__version__, out_transform=transform,
+                             batch_dtype=batch_dtype)
+    path = os.path.join(artifact_dir, manifest.module)
+    compile(source, path, "exec")
     atomic_write_text(path, source)
     return path
 
@@ -584,6 +681,49 @@ def time_per_element(fn: Any, X: np.ndarray, *, rows: int = 4096, repeats: int =
         for _i in range(loops):
             fn(batch)
         samples.append((time.perf_counter() - t0) / (loops * rows))
+    return float(np.median(samples))
+
+
+def time_per_row(module: Any, X: np.ndarray, *, rows: int = 4096, repeats: int = 7, budget: float = 0.02) -> float:
+    """Median seconds per row of the batched map loop a rewritten program runs (`regionx.runtime.batch`,
+    the code the rewrite copies into patched files): ``for i in range(rows): out[i] = f(C1[i], ..)``
+    over lists of Python floats (X's rows, tiled or cut to `rows`), so the time counts converting
+    every column, the guard, the predict, the exact code's row 0 and the stores into a list; not
+    a bare predict. A result of shape (k,) is a k-tuple stored into k lists; a module with
+    array-shaped inputs (or other outputs) is timed by its predict alone."""
+    import time
+
+    from regionx import runtime
+
+    X = np.asarray(X, dtype=np.float64)
+    outputs = tuple(getattr(module, "OUTPUT_SHAPES", ((),)))
+    if any(s for s in getattr(module, "INPUT_SHAPES", ())) or len(outputs) != 1 or len(outputs[0]) > 1:
+        return time_per_element(module.predict, X, rows=rows, repeats=repeats, budget=budget)
+    reps = int(math.ceil(rows / max(len(X), 1)))
+    batch = np.tile(X, (reps, 1))[:rows]
+    n_out = int(outputs[0][0]) if outputs[0] else 1  # a tuple result: one column per element
+    how = ["r"] * batch.shape[1]
+    inputs = tuple(range(batch.shape[1]))
+
+    def exact(*args: Any) -> Any:
+        return 0.0 if n_out == 1 else (0.0,) * n_out
+
+    def fresh() -> tuple[list[list[float]], Any]:
+        """New lists, as a program has them: floats created row by row (a column's elements lie
+        apart in memory), not yet read by anything, and new output lists."""
+        table = batch.tolist()
+        columns = [[row[k] for row in table] for k in range(batch.shape[1])]
+        targets: Any = [0.0] * rows if n_out == 1 else tuple([0.0] * rows for _ in range(n_out))
+        return columns, targets
+
+    # every timed call runs on fresh data: a loop in a program batches each list once, so a
+    # warm cache from repeating the same call would flatter the batch (by ~1.5x, measured)
+    samples = []
+    for _ in range(max(repeats, 1) * 3):
+        columns, targets = fresh()
+        t0 = time.perf_counter()
+        runtime.batch(module, exact, "range", range(rows), columns, how, inputs=inputs, out=targets, n_out=n_out)
+        samples.append((time.perf_counter() - t0) / rows)
     return float(np.median(samples))
 
 

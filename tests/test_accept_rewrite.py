@@ -46,8 +46,8 @@ def test_vectorised_accept_is_inlined(tmp_path: Path) -> None:
     _, _, _, data = case(tmp_path, CLOSE)
     text = data["text"]
     assert "def _regionx_f_accept_columns(a, b, result):" in text
-    assert "_regionx_np.abs" in text and "_regionx_f_accept_columns(*[X[:, j]" in text
-    assert "row = args(r + 1)" not in text  # no per-row Python check left
+    assert "_regionx_np.abs" in text and "accept=_regionx_f_accept_columns" in text  # bound to the batch helper
+    assert "accept_row=" not in text  # no per-row Python check left
     imports = [ln.split()[1] for ln in text.splitlines() if ln.lstrip().startswith(("import ", "from "))]
     assert not [m for m in imports if m.split(".")[0] == "regionx"]  # the patched file needs numpy only
 
@@ -95,7 +95,7 @@ def test_ndarray_out_rows_rejected(tmp_path: Path) -> None:
 def test_unvectorisable_accept_keeps_the_row_by_row_check(tmp_path: Path) -> None:
     accept = "abs(return - (a * b + 1.0)) <= float(0.01)"  # float() has no vectorised form
     orig, mod, sur, data = case(tmp_path, accept)
-    assert "_accept_columns" not in data["text"] and "row = args(r + 1)" in data["text"]
+    assert "_accept_columns" not in data["text"] and "accept_row=_regionx_f_accept" in data["text"]
     A, B = inputs("list of float")
     out, _ = mod.by_len(A, B, [0.0] * 12)
     np.testing.assert_allclose(out, expected(A, B), rtol=0, atol=1e-12)
@@ -145,7 +145,7 @@ def test_general_map_form_checks_accept(tmp_path: Path, accept: str, vectorised:
     m = manifest(reg, (0.0, 0.0), (1.0, 1.0), accept=accept)
     orig = load(write(tmp_path, "orig.py", GENERAL_PROG))
     mod, sur, data = patched_module(tmp_path, GENERAL_PROG, reg, m, OFF_FORMULA)
-    assert "_regionx_f_map(" in data["text"] and "_regionx_f_batch(" not in data["text"]
+    assert "_regionx_f_map(_regionx_exact_f" in data["text"] and "_regionx_f_batch(_regionx_exact_f" not in data["text"]
     assert ("_regionx_f_accept_columns(" in data["text"]) == vectorised
     A, B = inputs("list of float")
     got, want = mod.scaled(A, B), orig.scaled(A, B)

@@ -1,0 +1,179 @@
+"""The run-time helpers of patched programs (regionx.runtime), directly, and what they guarantee.
+
+* A container the region changes in place is written into, element by element: an alias of one
+  of its rows, held by the caller, sees the new values (as with the exact code).
+* A batch that cannot answer every row returns None before its first store (the original loop
+  then runs from a clean state), and the helpers copied into patched files are these very
+  functions (renamed, without annotations).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from test_rewrite import load, manifest, region, revert_source, rewrite, write  # noqa: E402
+
+from regionx import runtime  # noqa: E402
+from regionx.rewrite.portable import closure, runtime_source  # noqa: E402
+from regionx.types import Manifest, VarSpec  # noqa: E402
+
+
+# ------------------------------------------------------------------------------------------
+# in-place outputs: store into the caller's very objects
+
+SCALE_PROG = '''\
+def scale(rows, k):
+    # regionx: name=scale
+    for i in range(2):
+        for j in range(3):
+            rows[i][j] = rows[i][j] * k
+    return rows
+'''
+
+SCALE_FAKE = '''\
+import numpy as np
+INPUTS = ("rows", "k")
+INPUT_SHAPES = ((2, 3), ())
+OUTPUTS = ("rows",)
+OUTPUT_SHAPES = ((2, 3),)
+LOWER = np.array([-1e9] * 6 + [0.0])
+UPPER = np.array([1e9] * 6 + [10.0])
+
+
+def predict_one(rows, k):
+    return np.asarray(rows, dtype=float).reshape(2, 3) * k + 0.5  # off by 0.5: the surrogate answered
+
+
+def in_domain_one(rows, k):
+    return np.shape(rows) == (2, 3) and 0.0 <= k <= 10.0
+'''
+
+
+def scale_case(tmp_path: Path) -> tuple[Any, Any, str]:
+    reg = region("scale:for@3", "loop", 3, 5, ("rows", "k"), ("rows",), qualname="scale", name="scale")
+    m = manifest(reg, (-1e9,) * 6 + (0.0,), (1e9,) * 6 + (10.0,), out_shapes={"rows": (2, 3)})
+    m = Manifest(**{**m.__dict__, "inputs": (VarSpec("rows", (2, 3)), VarSpec("k"))})
+    data = rewrite(SCALE_PROG, reg, m)
+    d = tmp_path / "out"
+    d.mkdir()
+    (d / m.module).write_text(SCALE_FAKE)
+    return load(write(tmp_path, "orig.py", SCALE_PROG)), load(write(d, "prog.py", data["text"])), data["text"]
+
+
+def test_a_row_alias_held_by_the_caller_sees_the_surrogates_values(tmp_path: Path) -> None:
+    orig, mod, text = scale_case(tmp_path)
+    assert revert_source(text, "prog.py").data["text"] == SCALE_PROG
+    for m, offset in ((orig, 0.0), (mod, 0.5)):
+        rows = [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]
+        r = rows[0]  # the caller's alias of a row
+        inner = [id(row) for row in rows]
+        got = m.scale(rows, 2.0)
+        assert got is rows and [id(row) for row in rows] == inner  # the same row objects, written into
+        assert r == [2.0 + offset, 4.0 + offset, 6.0 + offset]  # the alias sees the new values
+        assert rows[1] == [8.0 + offset, 10.0 + offset, 12.0 + offset]
+        assert all(type(v) is float for row in rows for v in row)
+
+
+def test_an_ndarray_output_is_written_in_place(tmp_path: Path) -> None:
+    orig, mod, _ = scale_case(tmp_path)
+    rows = np.arange(6.0).reshape(2, 3)
+    view = rows[1]
+    mod.scale(rows, 3.0)
+    np.testing.assert_array_equal(view, np.arange(3.0, 6.0) * 3.0 + 0.5)
+
+
+def test_store_into_nested_lists_and_arrays() -> None:
+    target: list[Any] = [[0.0, 0.0], [0.0, 0.0]]
+    row = target[1]
+    runtime.store_into(target, np.array([[1.0, 2.0], [3.0, 4.0]]))
+    assert target[1] is row and row == [3.0, 4.0]
+    mixed = [np.zeros(2), [0.0, 0.0]]
+    first = mixed[0]
+    runtime.store_into(mixed, [[5.0, 6.0], [7.0, 8.0]])
+    assert mixed[0] is first and first.tolist() == [5.0, 6.0] and mixed[1] == [7.0, 8.0]
+
+
+# ------------------------------------------------------------------------------------------
+# the batch helper itself
+
+class Sur:
+    """A surrogate module stand-in: the exact formula plus 1e-3, box [0, 1]^2."""
+
+    LOWER = np.zeros(2)
+    UPPER = np.ones(2)
+    calls = 0
+
+    @classmethod
+    def predict(cls, X: np.ndarray) -> np.ndarray:
+        cls.calls += 1
+        return (X[:, 0] * X[:, 1] + 1.0 + 1e-3)[:, None]
+
+
+def exact(a: float, b: float) -> float:
+    return a * b + 1.0
+
+
+def test_batch_index_store_and_last_target() -> None:
+    A, B = [0.5, 0.25, 2.0, 0.75], [0.5, 0.5, 0.5, 0.5]
+    out = [0.0] * 4
+    got = runtime.batch(Sur, exact, "range", range(4), (A, B), ("r", "r"), inputs=(0, 1), out=out)
+    assert got == (None, 3)
+    # row 0 and row 2 (outside the box) run exactly; the others are the surrogate's
+    assert out == [exact(0.5, 0.5), exact(0.25, 0.5) + 1e-3, exact(2.0, 0.5), exact(0.75, 0.5) + 1e-3]
+
+
+@pytest.mark.parametrize("why, call", [
+    ("a generator cannot be walked twice", lambda out: runtime.batch(
+        Sur, exact, "zip", (iter([0.5, 0.5]), [0.5, 0.5]), ([0.5, 0.5], [0.5, 0.5]), ("r", "r"), inputs=(0, 1),
+        out=out, store="append")),
+    ("a string among the numbers", lambda out: runtime.batch(
+        Sur, exact, "range", range(3), ([0.5, "0.5", 0.5], [0.5] * 3), ("r", "r"), inputs=(0, 1), out=out)),
+    ("the exact code raises on a row", lambda out: runtime.batch(
+        Sur, lambda a, b: 1.0 / (a - 2.0), "range", range(3), ([0.5, 0.5, 2.0], [0.5] * 3), ("r", "r"),
+        inputs=(0, 1), out=out)),
+    ("the output is one of the inputs", lambda out: runtime.batch(
+        Sur, exact, "range", range(3), (out, [0.5] * 3), ("r", "r"), inputs=(0, 1), out=out)),
+    ("too few rows to pay", lambda out: runtime.batch(
+        Sur, exact, "range", range(3), ([0.5] * 3, [0.5] * 3), ("r", "r"), inputs=(0, 1), out=out, min_rows=4)),
+    ("unpacking rows of another length", lambda out: runtime.batch(
+        Sur, exact, "for", ([[0.5, 0.5, 0.5]] * 3,), ([[0.5, 0.5, 0.5]] * 3,) * 2, ("*0/2", "*1/2"), inputs=(0, 1),
+        out=out, store="append")),
+])
+def test_batch_refuses_before_any_store(why: str, call: Any) -> None:
+    out = [0.25, 0.25, 0.25]
+    assert call(out) is None, why
+    assert out == [0.25, 0.25, 0.25]
+
+
+def test_grid_store_and_columns_of_2d_rows() -> None:
+    X, Y = [0.1, 0.2], [0.3, 0.4, 0.5]
+    grid = [[0.0] * 3, [0.0] * 3]
+    assert runtime.batch(Sur, exact, "grid", (range(2), range(3)), (X, Y), ("o", "i"), inputs=(0, 1), out=grid,
+                         store="grid") == (None, (1, 2))
+    assert grid[0][0] == exact(0.1, 0.3) and grid[1][2] == exact(0.2, 0.5) + 1e-3
+    P = np.array([[0.1, 0.2], [0.3, 0.4], [0.5, 0.6]])
+    value, last = runtime.batch(Sur, exact, "for", (P,), (P, P), ("[0]", "[1]"), inputs=(0, 1), store="value")
+    assert last is P[2] or np.array_equal(last, P[2])
+    assert [type(v) for v in value] == [np.float64] * 3  # row 0's type: the exact code got numpy scalars
+
+
+def test_patched_files_carry_these_functions() -> None:
+    names = closure(["batch", "map_rows", "store_into"])
+    source = runtime_source(["batch", "map_rows", "store_into"])
+    for name in names:
+        assert f"def _regionx_{name.lstrip('_')}(" in source
+    assert not re.search(r"^def [^#]*->", source, re.M) and ": Any" not in source  # no annotations
+    namespace: dict[str, Any] = {"_regionx_np": np}
+    exec(compile(source, "<runtime>", "exec"), namespace)  # noqa: S102 - the code under test
+    out = [0.0] * 4
+    A, B = [0.5, 0.25, 2.0, 0.75], [0.5] * 4
+    assert namespace["_regionx_batch"](Sur, exact, "range", range(4), (A, B), ("r", "r"), inputs=(0, 1), out=out) \
+        == (None, 3)
+    assert out[1] == exact(0.25, 0.5) + 1e-3
