@@ -200,18 +200,80 @@ def md_table(header: Sequence[str], rows: Sequence[Sequence[Any]], align: str | 
     return "\n".join(lines) + "\n"
 
 
+# Environment variables that set thread counts of numpy's BLAS, TensorFlow and Numba (issue 12, item 5:
+# the numpy paths' speed depends on them, so every result records them).
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
+                    "NUMEXPR_NUM_THREADS", "NUMBA_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
+# CPU flags that decide which SIMD kernels numpy and OpenBLAS dispatch to.
+SIMD_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16", "amx_tile")
+
+
+def _cpu() -> dict[str, Any]:
+    """CPU model and its SIMD flags from /proc/cpuinfo (Linux; empty elsewhere)."""
+    info: dict[str, Any] = {}
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            text = handle.read()
+    except OSError:
+        return info
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key, value = key.strip(), value.strip()
+        if key == "model name" and "model" not in info:
+            info["model"] = value
+        elif key == "flags" and "flags" not in info:
+            flags = set(value.split())
+            info["simd_flags"] = [f for f in SIMD_FLAGS if f in flags]
+            info["flag_count"] = len(flags)
+    return info
+
+
 def machine() -> dict[str, Any]:
-    """What the numbers were measured on."""
+    """What the numbers were measured on: CPU model and SIMD flags, core count, Python, numpy and
+    its SIMD dispatch, the BLAS library numpy loaded (name, version, kernel architecture, thread
+    count: threadpoolctl), the thread-count environment variables, and the load at the start."""
     import numpy
 
     info: dict[str, Any] = {"python": platform.python_version(), "numpy": numpy.__version__, "cpus": os.cpu_count(),
-            "machine": platform.machine(), "platform": platform.platform()}
+                            "machine": platform.machine(), "platform": platform.platform(), "cpu": _cpu()}
+    try:
+        from numpy._core._multiarray_umath import __cpu_baseline__, __cpu_dispatch__, __cpu_features__
+
+        info["numpy_simd"] = {"baseline": list(__cpu_baseline__),
+                              "dispatch_used": [f for f in __cpu_dispatch__ if __cpu_features__.get(f)]}
+    except ImportError:  # numpy < 2 or another layout
+        pass
+    try:
+        from threadpoolctl import threadpool_info
+
+        info["blas"] = [{k: lib.get(k) for k in ("internal_api", "version", "architecture", "num_threads",
+                                                 "threading_layer", "prefix")}
+                        for lib in threadpool_info() if lib.get("user_api") == "blas"]
+        info["openmp"] = [{k: lib.get(k) for k in ("internal_api", "version", "num_threads", "prefix")}
+                          for lib in threadpool_info() if lib.get("user_api") == "openmp"]
+    except ImportError:
+        info["blas"] = None
+    info["thread_env"] = {k: os.environ[k] for k in THREAD_VARIABLES if k in os.environ}
     try:
         with open("/proc/loadavg", encoding="utf-8") as handle:
             info["loadavg_at_start"] = handle.read().split()[:3]
     except OSError:
         pass
     return info
+
+
+def machine_line(info: dict[str, Any] | None = None) -> str:
+    """`machine()` as one markdown line for a results file (older records: what they hold)."""
+    info = info or machine()
+    cpu = info.get("cpu") or {}
+    cpu = cpu if isinstance(cpu, dict) else {"model": str(cpu)}
+    blas = (info.get("blas") or [{}])[0] or {}
+    threads = ", ".join(f"{k}={v}" for k, v in (info.get("thread_env") or {}).items()) or "no thread variables set"
+    return (f"Machine: {cpu.get('model', info.get('machine', '?'))}, {info.get('cpus')} CPUs "
+            f"(SIMD: {' '.join(cpu.get('simd_flags') or []) or '?'}), {info.get('platform')}; Python {info.get('python')}, "
+            f"numpy {info.get('numpy')}, BLAS {blas.get('internal_api', '?')} {blas.get('version', '')} "
+            f"({blas.get('architecture', '?')} kernels, {blas.get('num_threads', '?')} threads); {threads}; "
+            f"load average at start {' '.join(info.get('loadavg_at_start') or [])}.")
 
 
 def write_json(path: str, data: Any) -> None:

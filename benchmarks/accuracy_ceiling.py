@@ -58,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
                     "share_near_zero_root": float(np.mean(np.abs(Yte) < 0.1)), "share_near_double_root": float(np.mean(disc < 5))})
         rows.append(row)
         print(f"{tt}: within 1% {row['within_0.01']:.1%}, 2% {row['within_0.02']:.1%}, 5% {row['within_0.05']:.1%}", flush=True)
-    result = {"config": {**cfg, "hidden": list(cfg["hidden"])}, "samples": int(ds.X.shape[0]), "rows": rows, "machine": C.machine()}
+    info = C.machine()
+    result = {"config": {**cfg, "hidden": list(cfg["hidden"])}, "samples": int(ds.X.shape[0]), "rows": rows, "machine": info}
     C.write_json(os.path.join(args.out, "accuracy_ceiling.json"), result)
     label = "x".join(map(str, (3, *cfg["hidden"], 1)))
     table = C.md_table(
@@ -70,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{r['misses_near_double_root']:.0%} (share of all: {r['share_near_double_root']:.1%})",
           f"{r['time_per_call'] * 1e6:.1f}", f"{r['time_per_element'] * 1e6:.3f}"] for r in rows])
     md = (f"# Accuracy ceiling — Newton-Raphson, {label} tanh, {cfg['epochs']} epochs max, {result['samples']:,} samples\n\n"
-          + table + "\nReproduce: `.venv/bin/python benchmarks/accuracy_ceiling.py`\n")
+          + table + "\nReproduce: `.venv/bin/python benchmarks/accuracy_ceiling.py`  \n"
+          + C.machine_line(info) + "\n")
     C.write_text(os.path.join(args.out, "accuracy_ceiling.md"), md)
     print(md)
     return 0

@@ -82,8 +82,13 @@ def prepare(ds: Any, seed: int) -> dict[str, Any]:
     Tt = Y if transform is None else np.arcsinh(Y / transform[1])
     y_mean, y_scale = T._scale(Tt[tr])
     Xn, Yn = (X - x_mean) / x_scale, (Tt - y_mean) / y_scale
-    weights = T.residual_weights(Y, meta.metric, meta.tolerance, transform, y_scale, Y[tr])
+    from regionx.criterion import Criterion
+
+    # the region's criterion as training derives it (regionx.criterion: the floor from the training outputs)
+    criterion = Criterion.resolve(reference=Y[tr], tolerance=meta.tolerance, metric=meta.metric)
+    weights = T.residual_weights(Y, criterion, transform, y_scale)
     return {"X": X, "Y": Y, "tr": tr, "va": va, "te": te, "Xn": Xn, "Yn": Yn, "x_mean": x_mean, "x_scale": x_scale,
+            "criterion": criterion,
             "y_mean": y_mean, "y_scale": y_scale, "transform": transform, "weights": weights,
             "lower": X[tr].min(axis=0), "upper": X[tr].max(axis=0)}
 
@@ -99,8 +104,8 @@ def measure(layers: Any, d: dict[str, Any], meta: Any, work: str) -> dict[str, f
     module = rxcompile.load_module(path)
     te = d["te"]
     pred = module.predict(d["X"][te])
-    m = T.error_metrics(pred, d["Y"][te], meta.metric, meta.tolerance)
-    good = int(np.count_nonzero(T.within_tolerance(pred, d["Y"][te], meta.metric, meta.tolerance)))
+    m = T.error_metrics(pred, d["Y"][te], d["criterion"])
+    good = int(np.count_nonzero(T.within_tolerance(pred, d["Y"][te], d["criterion"])))
     return {"accuracy": m["accuracy"], "lower_bound": wilson_lower(good, len(te)), "mean_error": m["mean_error"],
             "max_error": m["max_error"], "n_test": len(te)}
 
@@ -126,7 +131,7 @@ def run_region(name: str, path: str, cfg: dict[str, Any], seed: int, log: Any = 
     w = d["weights"]
     wtr, wva = (None, None) if w is None else (w[tr], w[va])
     val_accuracy = T._val_accuracy({"val_exact": d["Y"][va], "y_mean": d["y_mean"], "y_scale": d["y_scale"],
-                                    "transform": d["transform"], "metric": meta.metric, "tolerance": meta.tolerance})
+                                    "transform": d["transform"], "criterion": d["criterion"]})
     assert val_accuracy is not None
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="rx-opt-") as work:

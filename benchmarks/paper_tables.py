@@ -117,7 +117,8 @@ def render_newton(result: dict[str, Any]) -> str:
         ["Topology", "paper train (s)", "paper steps", "paper L2", "paper run time", "paper accuracy",
          "ours train (s)", "ours steps", "ours L2 (test MSE)", "ours us/call", "ours us/element",
          "ours within 1%", "within 2%", "within 5%"], rows)
-    return head + table + "\nReproduce: `.venv/bin/python benchmarks/paper_tables.py --only newton`\n"
+    return (head + table + "\nReproduce: `.venv/bin/python benchmarks/paper_tables.py --only newton`  \n"
+            + C.machine_line(result.get("machine")) + "\n")
 
 
 def record_lj_pairs(steps: int, cells: int = 5, every: int = 7) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -265,7 +266,8 @@ def render_lj(result: dict[str, Any]) -> str:
          "ours train (s)", "ours steps", "ours L2 (test MSE, raw)", "ours us/call", "ours us/element",
          "ours scaled MAE (visited pairs)", "inside cut-off", "test split", "scaled max (visited)",
          "est. TotEng diff"], rows)
-    return head + table + "\nReproduce: `.venv/bin/python benchmarks/paper_tables.py --only lj`\n"
+    return (head + table + "\nReproduce: `.venv/bin/python benchmarks/paper_tables.py --only lj`  \n"
+            + C.machine_line(result.get("machine")) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -115,6 +115,23 @@ def newton_fallback(art: str, accept: str, n: int) -> dict[str, float]:
     return {"fallback": float(np.mean(~good)), "outside": float(np.mean(~inside)), "rejected": float(np.mean(inside & ~ok))}
 
 
+def ensure_ceiling(art: str) -> None:
+    """Train benchmarks/accuracy_ceiling.py's best Newton surrogate (3x64x64x64x1, asinh target,
+    its samples and epochs) into `art` when it is missing: the README's headline program uses it,
+    and a fresh clone has no artifacts (they are not committed)."""
+    if os.path.exists(os.path.join(art, "manifest.json")):
+        return
+    from benchmarks.accuracy_ceiling import FULL as CEILING
+    from regionx.train import train_dataset
+
+    print(f"training newton {CEILING['hidden']} asinh (accuracy_ceiling.py's best; not found under {art}) ...", flush=True)
+    ds = C.sample(C.NEWTON, "newton", CEILING["samples"], 0)
+    res = train_dataset(ds, art, topologies=[(tuple(CEILING["hidden"]), "tanh")], epochs=CEILING["epochs"], seed=0,
+                        target=1e-9, select_by="batch", target_transform="asinh")
+    if not res.ok:
+        raise SystemExit(f"training the ceiling surrogate failed: {[d.message for d in res.diagnostics]}")
+
+
 def newton_fig(cfg: dict[str, Any], out: str) -> dict[str, Any]:
     accept_hiddens = list(cfg.get("newton_accept_topologies", []))
     ensure_artifacts(out, "newton", list(dict.fromkeys([*cfg["newton_topologies"], *accept_hiddens])), cfg)
@@ -126,6 +143,8 @@ def newton_fig(cfg: dict[str, Any], out: str) -> dict[str, Any]:
     label_of = {h: "x".join(map(str, (3, *h, 1))) for h in [*cfg["newton_topologies"], *accept_hiddens]}
     arts = [(topo_dir(out, "newton", h), label_of[h]) for h in cfg["newton_topologies"]]
     ceiling = os.path.join(out, "artifacts", "ceiling", "64x64x64_asinh")  # benchmarks/accuracy_ceiling.py's best
+    if not cfg.get("quick"):
+        ensure_ceiling(ceiling)
     with_ceiling = not cfg.get("quick") and os.path.exists(os.path.join(ceiling, "manifest.json"))
     if with_ceiling:
         arts.append((ceiling, "3x64x64x64x1 asinh 200ep"))
@@ -228,7 +247,8 @@ def render_newton(result: dict[str, Any]) -> str:
     )
     table = C.md_table(["program", *[f"n={n}" for n in sizes], "speedup", "within 1%", "within 5%", "exact fallback", "note"],
                        rows, align="l" + "r" * (len(sizes) + 4) + "l")
-    return head + table + "\nReproduce: `.venv/bin/python benchmarks/speedup.py --only newton`\n"
+    return (head + table + "\nReproduce: `.venv/bin/python benchmarks/speedup.py --only newton`  \n"
+            + C.machine_line(result.get("machine")) + "\n")
 
 
 def plot_newton(result: dict[str, Any], path: str) -> None:
@@ -354,7 +374,8 @@ def render_lj(result: dict[str, Any]) -> str:
     )
     table = C.md_table(["program", "run time (s)", "speedup", "TotEng", "TotEng diff", "E_pair diff", "Temp diff", "note"],
                        rows, align="lrrrrrrl")
-    return head + table + "\nReproduce: `.venv/bin/python benchmarks/speedup.py --only lj`\n"
+    return (head + table + "\nReproduce: `.venv/bin/python benchmarks/speedup.py --only lj`  \n"
+            + C.machine_line(result.get("machine")) + "\n")
 
 
 def plot_lj(result: dict[str, Any], path: str) -> None:

@@ -117,6 +117,15 @@ def default_out_dir() -> str:
     return load_config(os.getcwd()).artifacts
 
 
+def default_design() -> str:
+    """The design of random inputs used when none is given: `[tool.regionx] design`, else
+    regionx.sample.DEFAULT_DESIGN (chosen by benchmarks/results/sampling.md)."""
+    from regionx.config import load_config
+    from regionx.sample import DEFAULT_DESIGN
+
+    return load_config(os.getcwd()).design or DEFAULT_DESIGN
+
+
 ProgressFn = Callable[..., None]
 
 
@@ -125,8 +134,9 @@ ProgressFn = Callable[..., None]
 
 def sample(path: str, selector: str, *, n: int | None = None, seed: int | None = None, out: str | None = None,
            domains: Sequence[str] = (), timeout: float = 10.0, executor: str = "local", observe: str | None = None,
-           mix: float = 0.0, progress: ProgressFn | None = None) -> StageResult:
-    """`regionx sample`: draw valid inputs, run the exact region, save the dataset (.npz)."""
+           mix: float = 0.0, progress: ProgressFn | None = None, design: str | None = None) -> StageResult:
+    """`regionx sample`: draw valid inputs, run the exact region, save the dataset (.npz); `design`
+    places random inputs (default: `default_design`)."""
     from regionx.pragma import PragmaError, parse_domain
     from regionx.sample import sample_region
 
@@ -148,7 +158,8 @@ def sample(path: str, selector: str, *, n: int | None = None, seed: int | None =
     n = n if n is not None else (pragma.samples if pragma and pragma.samples else 10000)
     seed = seed if seed is not None else (pragma.seed if pragma and pragma.seed is not None else 0)
     result, dataset = sample_region(loaded.text, path, region, n=n, seed=seed, domains=overrides, timeout=timeout,
-                                    executor=executor, observe=observe, mix=mix, progress=progress)
+                                    executor=executor, observe=observe, mix=mix, progress=progress,
+                                    design=design or default_design())
     if dataset is None or not result.ok:
         return result
     target = out or f"{region.display_name}.npz"
@@ -215,11 +226,25 @@ def exact_timer_for(dataset: Dataset, text: str | None = None, path: str | None 
         yield timer
 
 
+def default_budget() -> float:
+    """Seconds of search per region when none is given: `[tool.regionx] budget`, else
+    regionx.train.DEFAULT_BUDGET."""
+    from regionx.config import load_config
+    from regionx.train import DEFAULT_BUDGET
+
+    return load_config(os.getcwd()).budget or DEFAULT_BUDGET
+
+
 def train(data_path: str, *, out: str | None = None, topologies: str | None = None, tolerance: float | None = None,
           metric: str | None = None, target: float = 0.99, epochs: int = 200, seed: int = 0,
-          executor: str | None = None, progress: ProgressFn | None = None, refine: str = "auto") -> StageResult:
+          executor: str | None = None, progress: ProgressFn | None = None, refine: str = "auto",
+          budget: float | None = None, search: str = "fastest-first", rtol: float | None = None,
+          atol: float | None = None, events: Callable[..., None] | None = None) -> StageResult:
     """`regionx train`: topology search on a dataset; writes the region's artifacts (`refine`: the
-    optimizer after Adam, regionx.train.REFINE_METHODS)."""
+    optimizer after Adam, regionx.train.REFINE_METHODS; `budget`: seconds of search, default
+    `default_budget`; `search`: "fastest-first" or "all", regionx.train.train_dataset; `events`:
+    regionx.train.SearchEvent callback). The region's pragma, when its source is at hand, adds its
+    rtol=/atol= to the dataset's criterion."""
     from regionx.train import parse_topologies, train_dataset
     from regionx.types import Dataset
 
@@ -240,10 +265,12 @@ def train(data_path: str, *, out: str | None = None, topologies: str | None = No
 
         pool = make_executor(executor)
     try:
+        dataset = _with_pragma_criterion(dataset, None)
         with exact_timer_for(dataset) as timer:
-            return train_dataset(dataset, out_dir, topologies=grid, tolerance=tolerance, metric=metric, target=target,
-                                 epochs=epochs, seed=seed, executor=pool, progress=progress, exact_timer=timer,
-                                 refine=refine)
+            return train_dataset(dataset, out_dir, topologies=grid, tolerance=tolerance, metric=metric, rtol=rtol,
+                                 atol=atol, target=target, epochs=epochs, seed=seed, executor=pool, progress=progress,
+                                 exact_timer=timer, refine=refine, search=search,
+                                 budget=budget if budget is not None else default_budget(), events=events)
     finally:
         if pool is not None:
             pool.shutdown()
@@ -265,7 +292,83 @@ def rewrite(path: str, selector: str | None, artifact: str | None, *, out: str |
 
 # --------------------------------------------------------------------------- compile (end to end)
 
-COMPILE_SAMPLES = 4000  # default samples per region: enough for small nets, minutes on 2 cores
+
+def compile_samples(text: str, path: str, region: Region, region_dir: str, *, n: int, seed: int, design: str,
+                    executor: str = "local", resample: bool = False,
+                    progress: Callable[[int, int], None] | None = None, rounds: int = 1,
+                    fit: Any = None) -> tuple[StageResult, Dataset | None]:
+    """compile's sampling step: the samples saved in `region_dir` by an earlier compile when they
+    still stand for the region (regionx.sample.reusable_dataset: same code and dependencies,
+    domain, require=, count, seed and design), else new ones, saved there as ``data.npz``. With
+    `rounds` > 1 they are taken in rounds, each placed where `fit`'s surrogate of the samples so
+    far errs most (regionx.active; design ``<design>+active``).
+
+    The result's data says which: ``samples_reused`` (bool), ``samples_file`` and, when it
+    resampled although samples were saved, ``samples_resampled_because``.
+    """
+    from regionx.sample import reusable_dataset, sample_region
+
+    data_path = os.path.join(region_dir, "data.npz")
+    why = "--resample"
+    active = rounds > 1 and fit is not None
+    if not resample:
+        dataset, why = reusable_dataset(data_path, text, path, region, n=n, seed=seed,
+                                        design=f"{design}+active" if active else design)
+        if dataset is not None:
+            return StageResult("ok", region.id, data={"samples_reused": True, "samples_file": data_path,
+                                                      "design": dataset.meta.design}), dataset
+    if active:
+        from regionx.active import sample_active
+
+        result, dataset = sample_active(text, path, region, n=n, seed=seed, design=design, rounds=rounds, fit=fit,
+                                        executor=executor, progress=progress)
+    else:
+        result, dataset = sample_region(text, path, region, n=n, seed=seed, executor=executor, progress=progress,
+                                        design=design)
+    if dataset is None or not result.ok:
+        return result, None
+    dataset.save(data_path)
+    info: dict[str, Any] = {"samples_reused": False, "samples_file": data_path}
+    if why != "no saved samples":
+        info["samples_resampled_because"] = why
+    return replace(result, data={**result.data, **info}), dataset
+
+
+
+def _with_pragma_criterion(dataset: Dataset, region: Region | None) -> Dataset:
+    """`dataset` with its meta's rtol/atol taken from the region's pragma (found from the dataset's
+    source when `region` is None): sampling records tolerance/metric, the criterion's shorthand;
+    rtol=/atol= state it directly (regionx.criterion)."""
+    if region is None:
+        text, analysis = read_and_analyze(dataset.meta.source_path)
+        region = find_region(analysis, dataset.meta.region_id) if analysis.ok and text else None
+    pragma = region.pragma if region is not None else None
+    if pragma is None or (pragma.rtol is None and pragma.atol is None):
+        return dataset
+    return Dataset(dataset.X, dataset.Y, replace(dataset.meta, rtol=pragma.rtol, atol=pragma.atol))
+
+
+def _grower(text: str, path: str, region: Region, seed: int, design: str, executor: str) -> Callable[[int], Any]:
+    """compile's `grow` for the search (regionx.train.train_dataset): `n` more samples of the
+    region, each call with a new seed (so a fixed --seed still gives the same rows)."""
+    from regionx.sample import sample_region
+
+    calls = [0]
+
+    def grow(n: int) -> Any:
+        calls[0] += 1
+        result, more = sample_region(text, path, region, n=n, seed=seed + GROW_SEED_STEP * calls[0], executor=executor,
+                                     design=design, time_exact=False)
+        return (more.X, more.Y) if more is not None and result.ok else None
+
+    return grow
+
+
+# Seeds of the samples the search adds (seed + k x this prime): never the first draw's.
+GROW_SEED_STEP = 7919
+# Default samples per region: the test split then holds 2,000 rows (regionx.train.TEST_POINTS), enough
+# for the accuracy's lower confidence bound to tell 99.5% from 99%, and 8,200 train the networks.
+COMPILE_SAMPLES = 12000
 COMPILE_EPOCHS = 150
 COMPILE_TOPOLOGIES = "8;16;8,5;16,16;32,32"  # a short grid: users run compile with no flags first
 
@@ -273,16 +376,22 @@ COMPILE_TOPOLOGIES = "8;16;8,5;16,16;32,32"  # a short grid: users run compile w
 def compile_file(path: str, selectors: Sequence[str] = (), *, out_dir: str | None = None, samples: int | None = None,
                  seed: int = 0, epochs: int | None = None, topologies: str | None = None, target: float = 0.99,
                  tolerance: float | None = None, metric: str | None = None, executor: str = "local",
-                 force: bool = False, progress: ProgressFn | None = None, refine: str = "auto") -> list[StageResult]:
+                 force: bool = False, progress: ProgressFn | None = None, refine: str = "auto",
+                 design: str | None = None, resample: bool = False, rounds: int = 1, budget: float | None = None,
+                 events: Callable[..., None] | None = None) -> list[StageResult]:
     """`regionx compile`: extract -> sample -> train -> rewrite every annotated (or named) region of `path`.
 
     Writes ``out_dir/<region-name>/`` artifacts and ``out_dir/<file>.py`` (patched with every region
     that succeeded). A region that fails is reported with its reason; the others still go ahead.
+    A region's saved samples (``<region-name>/data.npz``) are reused when nothing they depend on
+    changed, unless `resample` (`compile_samples`). `design` places random inputs (default:
+    `default_design`); `rounds` > 1 takes them in active rounds (regionx.active; off by default:
+    benchmarks/results/sampling.md). Each region's search (regionx.train.train_dataset, "fastest-first") gets
+    `budget` seconds (default `default_budget`) and reports to `events` (SearchEvent).
     """
     from regionx.fsutil import atomic_write_text
-    from regionx.rewrite import hoistable_loops, rewrite_source
-    from regionx.sample import sample_region
-    from regionx.train import parse_topologies, train_dataset
+    from regionx.rewrite import rewrite_source, unsupported_shape
+    from regionx.train import hoisted_loop_cost, parse_topologies, train_dataset
     from regionx.types import Manifest
 
     original, analysis = read_and_analyze(path)  # line endings as written: the patched copy keeps them
@@ -307,31 +416,54 @@ def compile_file(path: str, selectors: Sequence[str] = (), *, out_dir: str | Non
             reasons = tuple(make("RX505", path, r.line, 1, region=region.id, detail=f"{r.code} {r.message}") for r in region.reasons)
             results.append(StageResult("failed", region.id, reasons, data={**summary, "verdict": "not replaceable"}))
             continue
+        unsupported = unsupported_shape(region, region.outputs)
+        if unsupported is not None:  # refused before any sampling or training
+            results.append(StageResult("failed", region.id, (make("RX505", path, region.start_line, region.col or 1, region=region.id,
+                                                                  detail=unsupported),), data={**summary, "verdict": "rewrite failed"}))
+            continue
         region_dir = os.path.join(out_dir, region.display_name)
         pragma = region.pragma
         n = samples or (pragma.samples if pragma and pragma.samples else COMPILE_SAMPLES)
         region_seed = pragma.seed if pragma and pragma.seed is not None else seed
         step: ProgressFn | None = (lambda done, total, _id=region.id: progress(f"sample {_id}", done, total)) if progress else None
-        sampled, dataset = sample_region(original, path, region, n=n, seed=region_seed, executor=executor, progress=step)
+        fit = None
+        if rounds > 1:  # active rounds fit the grid's largest topology (its residuals show where it is hard)
+            from regionx.active import keras_fitter
+
+            hidden, activation = max(grid, key=lambda t: sum(t[0]))
+            fit = keras_fitter(tuple(hidden), activation, epochs or COMPILE_EPOCHS, region_seed,
+                               os.path.join(region_dir, "rounds"))
+        sampled, dataset = compile_samples(original, path, region, region_dir, n=n, seed=region_seed,
+                                           design=design or default_design(), executor=executor, resample=resample,
+                                           progress=step, rounds=rounds, fit=fit)
         if dataset is None or not sampled.ok:
             results.append(replace(sampled, region_id=region.id, data={**summary, **sampled.data, "verdict": "sampling failed"}))
             continue
-        dataset.save(os.path.join(region_dir, "data.npz"))
-        summary.update(samples=int(dataset.X.shape[0]), exact_time_per_call=dataset.meta.exact_time_per_call)
+        summary.update(samples=int(dataset.X.shape[0]), exact_time_per_call=dataset.meta.exact_time_per_call,
+                       **{k: v for k, v in sampled.data.items() if k.startswith("samples_") or k == "design"})
         train_step: ProgressFn | None = (
             (lambda label, done, total, _id=region.id: progress(f"train {_id} {label}", done, total)) if progress else None)
         # Pick the fastest topology for the path that will run: per batch element when the
         # rewriter will hoist a map loop calling this region, else per scalar call.
-        hoisted_lines = hoistable_loops(original, region)
+        hoisted_lines, loop_extra = hoisted_loop_cost(original, region, path)
         select_by = "batch" if hoisted_lines else "call"
-        summary.update(select_by=select_by, hoistable_loops=hoisted_lines)
+        summary.update(select_by=select_by, hoistable_loops=hoisted_lines, loop_extra_seconds=loop_extra)
+        dataset = _with_pragma_criterion(dataset, region)
         with exact_timer_for(dataset, original, path, region) as timer:
-            trained_result = train_dataset(dataset, region_dir, topologies=grid, target=target, tolerance=tolerance,
-                                           metric=metric, epochs=epochs or COMPILE_EPOCHS, seed=region_seed,
-                                           progress=train_step, select_by=select_by, exact_timer=timer, refine=refine)
+            trained_result = train_dataset(
+                dataset, region_dir, topologies=grid, target=target, tolerance=tolerance, metric=metric,
+                epochs=epochs or COMPILE_EPOCHS, seed=region_seed, select_by=select_by,
+                progress=train_step if events is None else None,  # the events show the epochs then
+                exact_timer=timer, refine=refine, search="fastest-first",
+                budget=budget if budget is not None else default_budget(), loop_extra_seconds=loop_extra,
+                keep_unprofitable=force,
+                grow=_grower(original, path, region, region_seed, design or default_design(), executor),
+                events=events)
         data = {**summary, **trained_result.data}
         if not trained_result.ok:
-            results.append(replace(trained_result, region_id=region.id, data={**data, "verdict": "no topology met the target"}))
+            verdict = ("refused before training" if any(d.code == "RX502" for d in trained_result.diagnostics)
+                       else "no topology met the target")
+            results.append(replace(trained_result, region_id=region.id, data={**data, "verdict": verdict}))
             continue
         with open(trained_result.artifacts["manifest"], encoding="utf-8") as handle:
             manifest = Manifest.from_json(json.load(handle))
@@ -358,7 +490,8 @@ def compile_file(path: str, selectors: Sequence[str] = (), *, out_dir: str | Non
         patched = rewritten.data["text"]
         patched_any = True
         results[index] = replace(results[index], data={**results[index].data, "verdict": "rewritten",
-                                                       "path_taken": rewritten.data.get("path_taken")})
+                                                       "path_taken": rewritten.data.get("path_taken"),
+                                                       "batched": rewritten.data.get("batched", [])})
     if patched_any:
         target_file = os.path.join(out_dir, os.path.basename(path))
         atomic_write_text(target_file, patched)

@@ -11,9 +11,14 @@ For each annotated region found under the checked paths, `check_paths` verifies 
 3. a patched program named in ``[tool.regionx] patched`` is what `rewrite` would produce now (RX604);
 4. on N fresh samples of the region's declared domain (seed ``manifest.seed + FRESH_SEED_OFFSET``,
    never the training seed) the surrogate still reaches its accuracy target against the exact
-   code, run in-process through the extracted harness (RX603). Tolerance, metric and target are
-   the ones recorded in the manifest (what the surrogate was validated with, compile's
-   ``--tolerance/--metric/--target`` included); ``[tool.regionx] target`` overrides the target.
+   code, run in-process through the extracted harness (RX603). The accuracy criterion
+   (regionx.criterion: |pred - exact| <= atol + rtol * |exact|, with the floor derived at training)
+   and the target are the ones recorded in the manifest (what the surrogate was validated with,
+   compile's ``--tolerance/--metric/--target`` included; a manifest from before rtol/atol were
+   recorded is read as its tolerance + metric with the old fixed floor); ``[tool.regionx] target``
+   overrides the target. The share within tolerance is judged against the target as measured (a
+   regression test: its lower confidence bound is reported beside it, not required to clear it,
+   or a few hundred fresh samples could never pass a 99% target).
    Only rows inside the surrogate's trained box count: rows outside it are served by the exact
    code at run time anyway; the report says how many there were.
 
@@ -28,7 +33,7 @@ import json
 import os
 import sys
 from dataclasses import replace
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
@@ -36,6 +41,9 @@ from regionx.analysis.source import read_source
 from regionx.config import Config, find_pyproject, load_config
 from regionx.diagnostics import MESSAGES, Diagnostic, make
 from regionx.types import DEFAULT_METRIC, DEFAULT_TOLERANCE, CheckReport, DomainSpec, Manifest, Region, RegionCheck
+
+if TYPE_CHECKING:
+    from regionx.criterion import Criterion
 
 # Fresh samples use manifest.seed + this (a large prime), so they never repeat the training draws.
 FRESH_SEED_OFFSET = 1000003
@@ -233,11 +241,25 @@ def exact_outputs(text: str, path: str, region: Region, manifest: Manifest, rows
 # --------------------------------------------------------------------------- one region
 
 
-def _settings(manifest: Manifest, config: Config) -> tuple[float, str, float]:
-    """(tolerance, metric, target): what the surrogate was validated with, from its manifest (a
-    pragma that changed since is stale instead); `[tool.regionx] target` overrides the target."""
+def manifest_criterion(manifest: Manifest) -> "Criterion":
+    """The accuracy criterion the surrogate was validated with (regionx.criterion): the manifest's
+    recorded rtol/atol, or for a manifest written before them its tolerance + metric with the old
+    fixed floor (`Criterion.legacy`)."""
+    from regionx.criterion import Criterion
+
+    if manifest.criterion:
+        try:
+            return Criterion.from_json(manifest.criterion)
+        except (KeyError, TypeError, ValueError):
+            pass  # an unreadable record: fall back to what the manifest says in its plain fields
+    return Criterion.legacy(str(manifest.metric), float(manifest.tolerance))
+
+
+def _settings(manifest: Manifest, config: Config) -> tuple["Criterion", float]:
+    """(criterion, target): what the surrogate was validated with, from its manifest (a pragma
+    that changed since is stale instead); `[tool.regionx] target` overrides the target."""
     target = config.target if config.target is not None else manifest.target
-    return float(manifest.tolerance), str(manifest.metric), float(target)
+    return manifest_criterion(manifest), float(target)
 
 
 def _same_domain(old_text: str, new: DomainSpec) -> bool:
@@ -266,10 +288,17 @@ def staleness(text: str, path: str, region: Region, manifest: Manifest) -> list[
     recorded = manifest.pragma_tolerance is not None
     trained_tolerance = manifest.pragma_tolerance if recorded else manifest.tolerance
     trained_metric = manifest.pragma_metric if manifest.pragma_metric is not None else manifest.metric
-    if tolerance != trained_tolerance:
+    # a pragma stating rtol=/atol= has no use for tolerance/metric (their defaults then mean nothing)
+    isclose = pragma is not None and (pragma.rtol is not None or pragma.atol is not None)
+    if tolerance != trained_tolerance and not isclose:
         changes.append(f"tolerance {trained_tolerance:g} -> {tolerance:g}")
-    if metric != trained_metric:
+    if metric != trained_metric and not isclose:
         changes.append(f"metric {trained_metric} -> {metric}")
+    for key, trained_value in (("rtol", manifest.pragma_rtol), ("atol", manifest.pragma_atol)):
+        now = getattr(pragma, key, None) if pragma is not None else None
+        if now != trained_value:
+            changes.append(f"{key} {'-' if trained_value is None else format(trained_value, 'g')} -> "
+                           f"{'-' if now is None else format(now, 'g')}")
     require = pragma.require if pragma is not None else None
     if recorded and (require or None) != (manifest.require or None):
         changes.append(f"require {manifest.require!r} -> {require!r}")
@@ -289,25 +318,30 @@ def _accept_text(region: Region, manifest: Manifest) -> str | None:
 
 
 def _effective_accuracy(accept: str, region: Region, manifest: Manifest, X: np.ndarray, pred: np.ndarray,
-                        Y: np.ndarray, metric: str, tolerance: float) -> tuple[float, float] | str:
-    """(effective accuracy, accept rate): a row is good when accept rejects it (the exact code answers)
-    or accepts it and it is within tolerance. A string says why the predicate could not be evaluated."""
-    from regionx.train import accept_mask, within_tolerance
+                        Y: np.ndarray, criterion: "Criterion") -> tuple[float, float, int] | str:
+    """(effective accuracy, accept rate, good rows): a row is good when accept rejects it (the exact
+    code answers) or accepts it and it is within tolerance. A string says why the predicate could
+    not be evaluated."""
+    from regionx.train import accept_mask
 
     try:
         mask, _vec = accept_mask(accept, X, pred, manifest.inputs, manifest.outputs, region.kind == "function")
     except Exception as exc:  # the user's predicate: report, never crash the check
         return f"cannot evaluate accept={accept!r}: {type(exc).__name__}: {exc}"
-    good = within_tolerance(pred, Y, metric, tolerance)
+    good = criterion.within(pred, Y)
     n = max(1, len(mask))
-    return float(np.count_nonzero(~mask | good)) / n, float(np.count_nonzero(mask)) / n
+    k = int(np.count_nonzero(~mask | good))
+    return float(k) / n, float(np.count_nonzero(mask)) / n, k
 
 
 def measure_accuracy(text: str, path: str, region: Region, manifest: Manifest, region_dir: str, *, n: int,
-                     tolerance: float, metric: str) -> dict[str, Any]:
+                     criterion: "Criterion | None" = None, tolerance: float | None = None,
+                     metric: str | None = None) -> dict[str, Any]:
     """Measure the surrogate in `region_dir` on `n` fresh rows against the exact code.
 
-    Returns a dict: accuracy and max_error of the module's predictions on the counted rows (with an
+    Judged by `criterion` (default: the manifest's, `manifest_criterion`; `tolerance` + `metric`
+    give the old shorthand instead). Returns a dict: accuracy, its one-sided 95% lower confidence
+    bound (accuracy_lcb) and max_error of the module's predictions on the counted rows (with an
     accept predicate, accuracy is the effective one — rows it rejects run the exact code and count
     as good — and raw_accuracy / accept_rate say what the network alone does and how much is accepted),
     weights_accuracy (the same for the network stored in weights.npz), samples (counted rows),
@@ -315,10 +349,15 @@ def measure_accuracy(text: str, path: str, region: Region, manifest: Manifest, r
     problem (why it could not be measured, else None).
     """
     from regionx.compile import load_module
+    from regionx.criterion import Criterion, lower_bound
     from regionx.train import error_metrics
 
-    result: dict[str, Any] = {"accuracy": None, "samples": 0, "outside": 0, "dropped": 0, "max_error": None,
-                              "problem": None, "weights_accuracy": None, "raw_accuracy": None, "accept_rate": None}
+    if criterion is None:
+        criterion = (Criterion.legacy(metric, tolerance) if tolerance is not None and metric is not None
+                     else manifest_criterion(manifest))
+    result: dict[str, Any] = {"accuracy": None, "accuracy_lcb": None, "samples": 0, "outside": 0, "dropped": 0,
+                              "max_error": None, "problem": None, "weights_accuracy": None, "raw_accuracy": None,
+                              "accept_rate": None}
     rows, problem = draw_fresh(region, manifest, n, manifest.seed + FRESH_SEED_OFFSET)
     if rows is None:
         result["problem"] = problem
@@ -356,28 +395,30 @@ def measure_accuracy(text: str, path: str, region: Region, manifest: Manifest, r
     except Exception as exc:  # a module that does not fit its manifest, or is broken
         result["problem"] = f"{manifest.module} failed: {type(exc).__name__}: {exc}"
         return result
-    metrics = error_metrics(pred, Y, metric, tolerance)
+    metrics = error_metrics(pred, Y, criterion)
     result["accuracy"] = metrics["accuracy"]
+    result["accuracy_lcb"] = metrics["accuracy_lcb"]
     result["max_error"] = metrics["max_error"]
     accept = _accept_text(region, manifest)
     if accept:
         # the program answers rejected rows with the exact code: judge the program, not the bare network
-        effective = _effective_accuracy(accept, region, manifest, X_in, pred, Y, metric, tolerance)
+        effective = _effective_accuracy(accept, region, manifest, X_in, pred, Y, criterion)
         if isinstance(effective, str):
             result["problem"] = effective
             return result
         result["raw_accuracy"] = result["accuracy"]
-        result["accuracy"], result["accept_rate"] = effective
+        result["accuracy"], result["accept_rate"], good = effective
+        result["accuracy_lcb"] = lower_bound(good, len(Y))
     # A numpy-path module loads weights.npz, a scalar-path one carries its weights as literals:
     # judge the file on its own too, so a corrupted weights.npz never passes unnoticed.
     try:
         weights_fn = _weights_forward(os.path.join(region_dir, WEIGHTS))
         if weights_fn is not None:
             wpred = np.asarray(weights_fn(X_in)).reshape(Y.shape)
-            wm = error_metrics(wpred, Y, metric, tolerance)
+            wm = error_metrics(wpred, Y, criterion)
             result["weights_accuracy"] = wm["accuracy"]
             if accept:
-                weff = _effective_accuracy(accept, region, manifest, X_in, wpred, Y, metric, tolerance)
+                weff = _effective_accuracy(accept, region, manifest, X_in, wpred, Y, criterion)
                 result["weights_accuracy"] = weff[0] if not isinstance(weff, str) else 0.0
     except Exception as exc:
         result["problem"] = f"{WEIGHTS} is unreadable: {type(exc).__name__}: {exc}"
@@ -405,15 +446,17 @@ def check_region(text: str, path: str, shown: str, region: Region, config: Confi
                     detail=f"{'; '.join(problems)} in {_display(region_dir, cwd)}")
         return replace(row, status="failed", findings=(diag,)), None
     assert manifest is not None
-    tolerance, metric, target = _settings(manifest, config)
-    row = replace(row, tolerance=tolerance, metric=metric, target=target)  # type: ignore[arg-type]
+    criterion, target = _settings(manifest, config)
+    tolerance, metric = criterion.tolerance, criterion.metric
+    row = replace(row, tolerance=tolerance, metric=metric, target=target, criterion=criterion.describe())  # type: ignore[arg-type]
     changes = staleness(text, path, region, manifest)
     if changes:
         diag = make("RX602", shown, region.start_line, region.col, region=region.id,
                     detail=f"{'; '.join(changes)}; retrain with 'regionx compile {shown}'")
         return replace(row, status="failed", findings=(diag,), note="accuracy not measured: stale"), manifest
-    m = measure_accuracy(text, path, region, manifest, region_dir, n=n, tolerance=tolerance, metric=metric)
-    row = replace(row, accuracy=m["accuracy"], samples=m["samples"], outside=m["outside"], dropped=m["dropped"])
+    m = measure_accuracy(text, path, region, manifest, region_dir, n=n, criterion=criterion)
+    row = replace(row, accuracy=m["accuracy"], accuracy_lcb=m["accuracy_lcb"], samples=m["samples"],
+                  outside=m["outside"], dropped=m["dropped"])
     where = f"{m['samples']} fresh samples in the trained box ({m['outside']} outside, served by the exact code)"
     findings: list[Diagnostic] = []
     if m["problem"] is not None:

@@ -21,12 +21,18 @@ from rich.table import Table
 
 from regionx import __version__, api
 from regionx.diagnostics import Diagnostic, exit_status
+from regionx.sample import DEFAULT_DESIGN, DESIGNS
 from regionx.types import FileAnalysis, StageResult
 
 # Piped output (CI logs, tests) gets a wide table instead of rich's 80-column default.
 console = Console(highlight=False, width=None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "160")))
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
+
+BUDGET_HELP = ("Seconds of surrogate search per region (timing, training, refinement; nominal seconds of a cost "
+               "model, so a fixed --seed gives the same search). Default: [tool.regionx] budget, else 120.")
+DESIGN_HELP = (f"How random inputs fill the box: independent uniform draws, a scrambled Sobol' sequence or a "
+               f"Latin hypercube (sobol/lhs need scipy). Default: [tool.regionx] design, else {DEFAULT_DESIGN}.")
 
 # Every exit status regionx uses (README.md "Exit status" lists the same).
 EXIT_STATUSES = (
@@ -54,25 +60,71 @@ def _finish(results: Sequence[StageResult]) -> None:
     sys.exit(status)
 
 
+def _rate_column() -> Any:
+    """A rich column showing a task's rate: items (samples, epochs) per second."""
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    class RateColumn(ProgressColumn):
+        def render(self, task: Any) -> Text:
+            speed = task.finished_speed or task.speed
+            if not speed:
+                return Text("-/s")
+            return Text(f"{speed:,.0f}/s" if speed >= 10 else f"{speed:.2g}/s")
+
+    return RateColumn()
+
+
+class _Display:
+    """The progress callbacks of one command: called as ``display(done, total)`` or
+    ``display(label, done, total)`` it moves a bar; ``display.event(SearchEvent)`` shows the
+    surrogate search of a region (candidate, stage, budget left: regionx.train.SearchEvent).
+    Without a bar (no terminal, --json) both do nothing."""
+
+    def __init__(self, bar: Any = None, label: str = "") -> None:
+        self.bar, self.label = bar, label
+        self.tasks: dict[str, Any] = {}
+
+    def __call__(self, *args: Any) -> None:
+        if self.bar is None:
+            return
+        name, done, total = (self.label, *args) if len(args) == 2 else args
+        if name not in self.tasks:
+            self.tasks[name] = self.bar.add_task(str(name), total=total, budget="")
+        self.bar.update(self.tasks[name], completed=done, total=total)
+
+    def event(self, ev: Any) -> None:
+        if self.bar is None:
+            return
+        key = f"search {ev.region}"
+        stage = {"timing": "timing", "adam": "Adam", "refine": f"refining ({ev.detail})",
+                 "extend": f"refining longer ({ev.detail})", "grow": f"sampling more ({ev.detail})",
+                 "measure": "measuring", "met": f"met the target ({ev.detail})", "refused": "refused: no network can be faster",
+                 "done": f"done: {ev.detail}"}.get(ev.stage, ev.stage)
+        what = f"{ev.region} · {ev.candidate} · {stage}" if ev.candidate else f"{ev.region} · {stage}"
+        left = "" if ev.budget_left is None else f"budget {ev.budget_left:.0f}/{ev.budget:.0f} s left"
+        total = ev.total if ev.total else None
+        if key not in self.tasks:
+            self.tasks[key] = self.bar.add_task(what, total=total, budget=left)
+        self.bar.update(self.tasks[key], description=what, completed=ev.done, total=total, budget=left)
+
+
 @contextmanager
-def _progress(label: str, enabled: bool = True) -> Iterator[Callable[..., None]]:
-    """A rich progress bar fed by a `progress(done, total)` or `progress(label, done, total)` callback."""
-    if not enabled or not err_console.is_terminal:
-        yield lambda *args: None
+def _progress(label: str, enabled: bool = True) -> Iterator[_Display]:
+    """A rich progress display on a terminal (stdout and stderr both; nothing when either is
+    piped, or when `enabled` is false, e.g. under --json), fed by `_Display`'s callbacks."""
+    if not enabled or not err_console.is_terminal or not sys.stdout.isatty():
+        yield _Display()
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                               TimeRemainingColumn)
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+    # Rate and time left: sampling a costly region can take minutes (issue 14); the search's
+    # budget left in nominal seconds (regionx.train.Ledger).
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), _rate_column(),
+                  TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(), TextColumn("{task.fields[budget]}"),
                   console=err_console, transient=True) as bar:
-        tasks: dict[str, Any] = {}
-
-        def update(*args: Any) -> None:
-            name, done, total = (label, *args) if len(args) == 2 else args
-            if name not in tasks:
-                tasks[name] = bar.add_task(str(name), total=total)
-            bar.update(tasks[name], completed=done, total=total)
-
-        yield update
+        yield _Display(bar, label)
 
 
 def _fmt_time(seconds: float | None) -> str:
@@ -167,9 +219,10 @@ def extract(file: str, selector: str, out: str | None) -> None:
 @click.option("--observe", metavar="CMD", default=None, help='Record the inputs a real run of CMD sees, e.g. "python app.py".')
 @click.option("--mix", type=float, default=0.0, help="With --observe: fraction of random samples mixed in.")
 @click.option("--info", "info", metavar="DATA", default=None, help="Summarise an existing dataset and exit.")
+@click.option("--design", type=click.Choice(DESIGNS), default=None, help=DESIGN_HELP)
 def sample(file: str | None, selector: str | None, n: int | None, seed: int | None, out: str | None,
            domains: tuple[str, ...], timeout: float, executor: str, observe: str | None, mix: float,
-           info: str | None) -> None:
+           info: str | None, design: str | None) -> None:
     """Sample valid inputs of a region and record its outputs."""
     if info is not None:
         result = api.sample_info(info)
@@ -180,7 +233,7 @@ def sample(file: str | None, selector: str | None, n: int | None, seed: int | No
         raise click.UsageError("FILE and --region are required (or use --info DATA)")
     with _progress("sampling") as progress:
         result = api.sample(file, selector, n=n, seed=seed, out=out, domains=domains, timeout=timeout,
-                            executor=executor, observe=observe, mix=mix, progress=progress)
+                            executor=executor, observe=observe, mix=mix, progress=progress, design=design)
     if result.ok:
         d = result.data
         click.echo(f"wrote {result.artifacts.get('dataset')}: {d.get('kept')} samples kept; dropped {d.get('dropped')}; "
@@ -198,19 +251,22 @@ def _program_view(row: dict[str, Any]) -> dict[str, Any]:
     per_call = row.get("effective_time_per_call") or row["time_per_call"]
     per_elem = row.get("effective_time_per_element") or row["time_per_element"]
     exact = row["exact_time_per_call"]
-    shown = f"{row['accuracy']:.1%}" if accuracy is None else f"{accuracy:.1%} ({row['accuracy']:.1%} raw)"
-    return {"accuracy": shown, "per_call": per_call, "per_elem": per_elem,
+    shown = f"{row['accuracy']:.1%}" if accuracy is None else f"{accuracy:.1%} (raw {row['accuracy']:.1%})"
+    lcb = row.get("effective_accuracy_lcb") if accuracy is not None else row.get("accuracy_lcb")
+    return {"accuracy": shown, "lcb": "-" if lcb is None else f"{lcb:.2%}", "per_call": per_call, "per_elem": per_elem,
             "speedup_call": exact / per_call if per_call else 0.0, "speedup_batch": exact / per_elem if per_elem else 0.0}
 
 
 def _topology_table(rows: Sequence[dict[str, Any]], title: str) -> Table:
     table = Table(title=title, title_justify="left")
-    for col in ("topology", "train time", "steps", "L2 loss", "accuracy", "per call", "per element", "speedup call", "speedup batch", ""):
+    for col in ("topology", "train time", "steps", "L2 loss", "within tolerance", "lower bound (95%)", "per call",
+                "per row, batched loop", "speedup per call", "speedup batched loop", ""):
         table.add_column(col)
     for row in rows:
         view = _program_view(row)
         table.add_row(
             row["label"], f"{row['train_time']:.1f} s", str(row["steps"]), f"{row['loss']:.3g}", view["accuracy"],
+            view["lcb"],
             _fmt_time(view["per_call"]), _fmt_time(view["per_elem"]),
             f"{view['speedup_call']:.2f}x", f"{view['speedup_batch']:.2f}x",
             ("chosen" if row.get("chosen") else ("meets target" if row["meets_target"] else "")),
@@ -230,15 +286,26 @@ def _topology_table(rows: Sequence[dict[str, Any]], title: str) -> Table:
 @click.option("--executor", default=None, help="Train topologies in parallel: local:K or dask://HOST:PORT.")
 @click.option("--refine", type=click.Choice(["auto", "lm", "lbfgs", "none"]), default="auto", show_default=True,
               help="Second-order refinement after Adam: Levenberg-Marquardt, L-BFGS, or auto (LM for small nets).")
+@click.option("--budget", type=click.FloatRange(min=0, min_open=True), default=None, metavar="SECONDS",
+              help=BUDGET_HELP)
+@click.option("--all", "train_all", is_flag=True,
+              help="Train every topology (no a-priori timing, no budget) instead of the fastest first.")
+@click.option("--rtol", type=click.FloatRange(min=0), default=None, help="Relative tolerance (numpy.isclose's rtol).")
+@click.option("--atol", type=click.FloatRange(min=0), default=None, help="Absolute tolerance (numpy.isclose's atol).")
 def train(data: str, out: str | None, topologies: str | None, tolerance: float | None, metric: str | None,
-          target: float, epochs: int, seed: int, executor: str | None, refine: str) -> None:
-    """Train several topologies and keep the fastest that meets the tolerance."""
-    with _progress("training") as progress:
+          target: float, epochs: int, seed: int, executor: str | None, refine: str, budget: float | None,
+          train_all: bool, rtol: float | None, atol: float | None) -> None:
+    """Time the topologies, then train the fastest first until one meets the tolerance."""
+    with _progress("training") as display:
         result = api.train(data, out=out, topologies=topologies, tolerance=tolerance, metric=metric, target=target,
-                           epochs=epochs, seed=seed, executor=executor, progress=progress, refine=refine)
+                           epochs=epochs, seed=seed, executor=executor, progress=display, refine=refine,
+                           budget=budget, search="all" if train_all else "fastest-first", rtol=rtol, atol=atol,
+                           events=display.event)
     rows = result.data.get("rows", [])
     if rows:
         console.print(_topology_table(rows, f"topologies for {result.region_id}"))
+    for line in _search_lines(result):
+        click.echo(line)
     if result.ok:
         click.echo(f"chose {result.data['chosen']['label']}; artifacts in {os.path.dirname(result.artifacts['manifest'])}")
     _finish([result])
@@ -274,23 +341,66 @@ def rewrite(file: str, selector: str | None, artifact: str | None, out: str | No
     _finish([result])
 
 
+def _path_runs(d: dict[str, Any]) -> str:
+    """Which code answers the region's calls in the patched program."""
+    if d.get("verdict") != "rewritten":
+        return "exact code (not rewritten)"
+    batched = d.get("batched") or []
+    if d.get("path_taken") == "batch" and batched:
+        lines = ", ".join(str(b["line"]) for b in batched)
+        return f"batched loop (line{'s' if len(batched) > 1 else ''} {lines})"
+    return "per call"
+
+
 def _compile_table(results: Sequence[StageResult]) -> Table:
+    """compile's summary: one row per region, every figure labelled (issue 12 item 4)."""
     table = Table(title="regionx compile", title_justify="left")
-    for col in ("region", "inputs -> outputs", "samples", "topology", "accuracy", "exact/call", "surrogate/call",
-                "surrogate/elem", "speedup", "verdict"):
+    for col in ("region", "samples", "network", "accuracy (test points within tolerance)", "exact code",
+                "surrogate", "speedup", "path that runs", "verdict"):
         table.add_column(col, overflow="fold")
     for r in results:
         d = r.data
         chosen = d.get("chosen") or {}
         view = _program_view(chosen) if chosen else {}
-        speed = f"{view['speedup_call']:.2f}x / {view['speedup_batch']:.2f}x" if chosen else "-"
+        crit = (d.get("criterion") or {}).get("text")
+        accuracy = "-"
+        if chosen:
+            accuracy = f"accuracy {view['accuracy']}, lower bound {view['lcb']}" + (f"; {crit}" if crit else "")
+        exact = chosen.get("exact_time_per_call", d.get("exact_time_per_call"))
         table.add_row(
-            r.region_id, f"{', '.join(d.get('inputs', []))} -> {', '.join(d.get('outputs', []))}", str(d.get("samples", "-")),
-            chosen.get("label", "-"), view.get("accuracy", "-"),
-            _fmt_time(chosen.get("exact_time_per_call", d.get("exact_time_per_call"))), _fmt_time(view.get("per_call")),
-            _fmt_time(view.get("per_elem")), speed, d.get("verdict", r.status),
+            r.region_id,
+            str(d.get("samples", "-")) + (" (reused)" if d.get("samples_reused") else ""),
+            chosen.get("label", "-"), accuracy,
+            f"{_fmt_time(exact)} per call" if exact else "-",
+            f"{_fmt_time(view['per_call'])} per call / {_fmt_time(view['per_elem'])} per row of the batched loop" if chosen else "-",
+            f"per call {view['speedup_call']:.2f}x / batched loop {view['speedup_batch']:.2f}x" if chosen else "-",
+            _path_runs(d), d.get("verdict", r.status),
         )
     return table
+
+
+def _search_lines(result: StageResult) -> list[str]:
+    """What the search did for one region, where its report is, and (when it failed) what more
+    budget would likely buy."""
+    d = result.data
+    search = d.get("search") or {}
+    lines: list[str] = []
+    if search.get("mode") == "fastest-first":
+        cands = search.get("candidates") or []
+        tried = sum(1 for c in cands if c.get("status") in ("met target", "missed target"))
+        viable = sum(1 for c in cands if c.get("viable"))
+        budget = search.get("budget_s")
+        lines.append(f"{result.region_id}: search trained {tried} of {viable} candidate(s) that can beat the exact code "
+                     f"({len(cands)} timed), {search.get('spent_nominal_s', 0):.0f} s of a {budget or 0:.0f} s budget "
+                     f"({search.get('spent_wall_s', 0):.0f} s wall clock); {search.get('stopped', '')}")
+    for note in search.get("advice") or []:
+        lines.append(f"{result.region_id}: more budget: {note}")
+    warning = (d.get("criterion") or {}).get("warning")
+    if warning:
+        lines.append(f"{result.region_id}: warning: {warning}")
+    if result.artifacts.get("report_md"):
+        lines.append(f"{result.region_id}: report {result.artifacts['report_md']}")
+    return lines
 
 
 @cli.command(name="compile")
@@ -298,9 +408,9 @@ def _compile_table(results: Sequence[StageResult]) -> Table:
 @click.option("--region", "selectors", multiple=True, help="Regions to compile (default: every annotated region).")
 @click.option("--out", "out_dir", default=None, help="Output directory (default [tool.regionx] artifacts, else .regionx/).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON document.")
-@click.option("-n", "--samples", type=int, default=None, help="Samples per region (default: pragma's, else 4000).")
+@click.option("-n", "--samples", type=int, default=None, help="Samples per region (default: pragma's, else 12000).")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--epochs", type=int, default=None, help="Training epochs (default 150).")
+@click.option("--epochs", type=int, default=None, help="Most Adam epochs per network (default 150; the budget may give fewer).")
 @click.option("--topologies", default=None, help='Hidden layers to try, e.g. "5,3;8,5".')
 @click.option("--target", type=float, default=0.99, show_default=True)
 @click.option("--tolerance", type=float, default=None, help="Override the regions' tolerance.")
@@ -309,20 +419,38 @@ def _compile_table(results: Sequence[StageResult]) -> Table:
 @click.option("--force", is_flag=True, help="Rewrite even when the surrogate is not faster.")
 @click.option("--refine", type=click.Choice(["auto", "lm", "lbfgs", "none"]), default="auto", show_default=True,
               help="Second-order refinement after Adam: Levenberg-Marquardt, L-BFGS, or auto (LM for small nets).")
+@click.option("--design", type=click.Choice(DESIGNS), default=None, help=DESIGN_HELP)
+@click.option("--resample", is_flag=True, help="Sample again even when the saved samples still stand for the region.")
+@click.option("--rounds", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Take the samples in R active rounds, each placed where a surrogate of the samples so far errs "
+                   "most (for regions of seconds per call; each round trains a network).")
+@click.option("--budget", type=click.FloatRange(min=0, min_open=True), default=None, metavar="SECONDS",
+              help=BUDGET_HELP)
 def compile_(file: str, selectors: tuple[str, ...], out_dir: str | None, as_json: bool, samples: int | None, seed: int,
              epochs: int | None, topologies: str | None, target: float, tolerance: float | None, metric: str | None,
-             executor: str, force: bool, refine: str) -> None:
+             executor: str, force: bool, refine: str, design: str | None, resample: bool, rounds: int,
+             budget: float | None) -> None:
     """Extract, sample, train and rewrite every annotated region of FILE."""
-    with _progress("compiling", enabled=not as_json) as progress:
+    with _progress("compiling", enabled=not as_json) as display:
         results = api.compile_file(file, selectors, out_dir=out_dir, samples=samples, seed=seed, epochs=epochs,
                                    topologies=topologies, target=target, tolerance=tolerance, metric=metric,
-                                   executor=executor, force=force, progress=progress, refine=refine)
+                                   executor=executor, force=force, progress=display, refine=refine, design=design,
+                                   resample=resample, rounds=rounds, budget=budget, events=display.event)
     if as_json:
         click.echo(json.dumps({"version": 1, "file": file, "regions": [
             {"region": r.region_id, "status": r.status, **r.data, "artifacts": r.artifacts,
              "diagnostics": [d.to_json() for d in r.diagnostics]} for r in results]}, indent=2, default=str))
     elif results:
         console.print(_compile_table(results))
+        for r in results:  # sampling is the costly stage of an expensive region: say when it was skipped
+            if r.data.get("samples_reused"):
+                click.echo(f"{r.region_id}: reused the samples in {r.data.get('samples_file')} "
+                           "(the region and what it depends on are unchanged)")
+            elif r.data.get("samples_resampled_because"):
+                click.echo(f"{r.region_id}: sampled again ({r.data['samples_resampled_because']})")
+        for r in results:
+            for line in _search_lines(r):
+                click.echo(line)
         for r in results:
             if "patched" in r.artifacts:
                 click.echo(f"patched program: {r.artifacts['patched']}")

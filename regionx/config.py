@@ -22,6 +22,8 @@ class Config:
     tolerance: float | None = None
     target: float | None = None  # None: each manifest's own target (DEFAULT_TARGET when trained with defaults)
     patched: dict[str, str] = field(default_factory=dict)  # source file -> patched file to keep in sync
+    design: str | None = None  # placement of random inputs (regionx.sample.DESIGNS); None: DEFAULT_DESIGN
+    budget: float | None = None  # seconds of surrogate search per region; None: regionx.train.DEFAULT_BUDGET
 
 
 def find_pyproject(start: str) -> str | None:
@@ -64,6 +66,24 @@ def load_config(start: str) -> Config:
             tolerance=float(table["tolerance"]) if "tolerance" in table else None,
             target=float(table["target"]) if "target" in table else None,
             patched={rel(k): rel(v) for k, v in table.get("patched", {}).items()},
+            design=_design(table["design"]) if "design" in table else None,
+            budget=_budget(table["budget"]) if "budget" in table else None,
         )
     except (TypeError, ValueError, AttributeError) as exc:
         raise ValueError(f"{pyproject}: bad [tool.regionx] setting: {exc}") from None
+
+
+def _design(value: Any) -> str:
+    """A `design` setting checked against regionx.sample.DESIGNS (ValueError otherwise)."""
+    from regionx.sample import DESIGNS
+
+    if value not in DESIGNS:
+        raise ValueError(f"design must be one of {', '.join(DESIGNS)}, not {value!r}")
+    return str(value)
+
+
+def _budget(value: Any) -> float:
+    """A `budget` setting: a positive number of seconds (ValueError otherwise)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f"budget must be a positive number of seconds, not {value!r}")
+    return float(value)

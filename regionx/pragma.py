@@ -23,7 +23,9 @@ from regionx.diagnostics import Diagnostic, make
 from regionx.types import DISTRIBUTIONS, DomainSpec, Pragma
 
 PREFIX = "regionx:"
-RESERVED = ("name", "tolerance", "metric", "require", "accept", "samples", "seed", "pure")
+RESERVED = ("name", "tolerance", "metric", "rtol", "atol", "require", "accept", "samples", "seed", "pure")
+# Two ways to state the accuracy criterion (regionx.criterion); a pragma uses one of them.
+_SHORTHAND, _ISCLOSE = ("tolerance", "metric"), ("rtol", "atol")
 _STATEMENT_STARTS = ("def ", "async def ", "@", "for ", "async for ", "while ", "while(", "for(")
 
 
@@ -229,6 +231,16 @@ def _check_misspelled(kw: ast.keyword) -> None:
         raise PragmaError("RX110", kw.col_offset - 2, key=key, suggestion=close[0])
 
 
+def _check_criterion(fields: dict[str, Any], key: str, value: ast.expr) -> None:
+    """RX108 when the pragma mixes the shorthand (tolerance=, metric=) with rtol=/atol=, or
+    asks for no error at all (rtol=0 with atol missing or 0)."""
+    if key in _SHORTHAND + _ISCLOSE and any(k in fields for k in _SHORTHAND) and any(k in fields for k in _ISCLOSE):
+        raise PragmaError("RX108", value.col_offset, key=key,
+                          detail="give either tolerance=/metric= or rtol=/atol= (numpy.isclose's), not both")
+    if key in _ISCLOSE and fields.get("rtol") == 0 and "atol" in fields and fields["atol"] == 0:
+        raise PragmaError("RX108", value.col_offset, key=key, detail="rtol=0 and atol=0 allow no error at all")
+
+
 def _build(group: _Group, body: str, is_block: bool) -> Pragma:
     fields: dict[str, Any] = {}
     domains: list[DomainSpec] = []
@@ -254,6 +266,11 @@ def _build(group: _Group, body: str, is_block: bool) -> Pragma:
             if metric not in ("rel", "abs"):
                 raise PragmaError("RX108", value.col_offset, key=key, detail='expected "rel" or "abs"')
             fields["metric"] = metric
+        elif key in _ISCLOSE:
+            number = _number(value, key)
+            if not (number >= 0 and number != float("inf")):
+                raise PragmaError("RX108", value.col_offset, key=key, detail="must be a finite number >= 0")
+            fields[key] = number
         elif key in ("require", "accept"):
             fields[key] = _expression_text(value, key)
         elif key == "pure":
@@ -269,6 +286,9 @@ def _build(group: _Group, body: str, is_block: bool) -> Pragma:
         else:
             _check_misspelled(kw)
             domains.append(domain_from_node(key, value))
+        _check_criterion(fields, key, value)
+    if fields.get("rtol") == 0 and "atol" not in fields:
+        raise PragmaError("RX108", None, key="rtol", detail="rtol=0 needs atol= > 0 (or use metric=\"abs\")")
     first, last = group.comments[0], group.comments[-1]
     return Pragma(line=first.line, col=first.col, end_line=last.line, domains=tuple(domains), is_block=is_block, **fields)
 

@@ -1,13 +1,17 @@
 """`regionx sample`: valid inputs for a region, the exact region run on them, a Dataset.
 
 Random mode draws inputs from the region's declared domains (pragma, or ``--domain`` overrides),
-with rejection sampling on ``require=``. Observe mode records the inputs a real run of the user's
+with rejection sampling on ``require=``, placed by a design (DESIGNS: independent uniform draws,
+or the points of a scrambled Sobol' sequence or a Latin hypercube, mapped through each
+distribution's inverse CDF). Observe mode records the inputs a real run of the user's
 program passes to the region (regionx.instrument, observe mode), optionally mixed with random
 ones. Either way the outputs come from running the extracted harness (regionx.extract) in worker
 processes of a concurrent.futures Executor (regionx.executors: local processes or Dask), in
 chunks, with a per-sample time limit. A sample that raises, gives NaN/inf or runs past the limit
 is dropped and counted, never a crash; a sample that shows the region does not behave as analysed
-refuses the region (below).
+refuses the region (below). Workers start with the harness already loaded (local pools fork after
+this process loaded it; a Dask worker thread keeps one child interpreter for all its chunks), and a
+`SamplingPool` keeps them across several calls (regionx.active's rounds).
 
 The *portable* part of this module (the functions named ``_rx_*``, ``_RxTimeout`` and
 ``_RxViolation`` below) is copied verbatim into every harness by regionx.extract
@@ -56,12 +60,11 @@ import os
 import pickle
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import types
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -86,6 +89,13 @@ MIN_ACCEPT_RATE = 0.01
 MIN_JUDGED_DRAWS = 1000
 # Valid rows of each chunk run a second time to check that the region is deterministic.
 RECHECK_ROWS = 3
+# How random inputs are placed in the declared box (--design): independent draws ("uniform"), or
+# the points of a space-filling design ("sobol": scrambled Sobol', "lhs": Latin hypercube).
+DESIGNS = ("uniform", "sobol", "lhs")
+# The default design, chosen by measurement (benchmarks/sampling.py, benchmarks/results/sampling.md).
+# Harnesses carry it too (portable part), so `python harness.py` draws what `regionx sample` does.
+_RX_DEFAULT_DESIGN = "uniform"
+DEFAULT_DESIGN = _RX_DEFAULT_DESIGN
 
 
 # ================================================================================================
@@ -129,6 +139,67 @@ def _rx_column(rng, dist, args, size):  # type: ignore[no-untyped-def]
         values = np.asarray(args[0])
         return values[rng.integers(0, len(values), size)]
     raise ValueError(f"unknown distribution {dist!r}")
+
+
+def _rx_from_unit(u, dist, args):  # type: ignore[no-untyped-def]
+    """Points `u` in [0, 1) mapped through the inverse CDF of one distribution (same shape as `u`).
+
+    The space-filling designs draw in the unit cube and come here: uniform and loguniform scale
+    (in log space for the latter), normal goes through the normal quantile function, integers
+    (both ends inclusive) and choice cut [0, 1) into equal cells, one per value.
+    """
+    import numpy as np
+
+    if dist == "uniform":
+        lo, hi = float(args[0]), float(args[1])
+        return lo + u * (hi - lo)
+    if dist == "loguniform":
+        lo, hi = np.log(float(args[0])), np.log(float(args[1]))
+        return np.exp(lo + u * (hi - lo))
+    if dist == "normal":
+        from scipy.special import ndtri
+
+        # Clipped: a point exactly at 0 would map to -inf (scrambled points practically never are).
+        return float(args[0]) + float(args[1]) * ndtri(np.clip(u, 1e-12, 1.0 - 1e-12))
+    if dist == "integers":
+        lo, hi = int(args[0]), int(args[1])
+        return np.minimum(lo + np.floor(u * (hi - lo + 1)).astype(np.int64), hi)
+    if dist == "choice":
+        values = np.asarray(args[0])
+        return values[np.minimum((u * len(values)).astype(np.int64), len(values) - 1)]
+    raise ValueError(f"unknown distribution {dist!r}")
+
+
+def _rx_unit_sampler(design, dims, rng):  # type: ignore[no-untyped-def]
+    """A function m -> (m, dims) array of the next m points of a space-filling design in [0, 1)^dims.
+
+    "sobol": one scrambled Sobol' sequence (successive calls continue it, so points drawn after
+    rejections still fill the gaps left); "lhs": a fresh Latin hypercube of m points per call (so
+    a draw of exactly n points without require= is one hypercube). Both are seeded from `rng`
+    (scipy.stats.qmc; imported here, the 'scipy' extra), so a seed gives the same points.
+    """
+    import warnings
+
+    from scipy.stats import qmc
+
+    if design == "sobol":
+        kind, options = qmc.Sobol, {"scramble": True}
+    elif design == "lhs":
+        kind, options = qmc.LatinHypercube, {}
+    else:
+        raise ValueError(f"unknown design {design!r} (uniform, sobol or lhs)")
+    try:
+        engine = kind(dims, rng=rng, **options)
+    except TypeError:  # scipy < 1.15 names the generator `seed`
+        engine = kind(dims, seed=rng, **options)
+
+    def draw(m):  # type: ignore[no-untyped-def]
+        with warnings.catch_warnings():
+            # Sobol' prefers powers of two; any prefix of the sequence is still low-discrepancy.
+            warnings.simplefilter("ignore", UserWarning)
+            return engine.random(m)
+
+    return draw
 
 
 _RX_REQUIRE_NODES = (
@@ -179,19 +250,30 @@ def _rx_require_namespace():  # type: ignore[no-untyped-def]
     }
 
 
-def _rx_draw_inputs(specs, n, rng, require=None, min_rate=0.01, min_judged=1000):  # type: ignore[no-untyped-def]
+def _rx_draw_inputs(specs, n, rng, require=None, min_rate=0.01, min_judged=1000, design="uniform"):  # type: ignore[no-untyped-def]
     """Draw `n` input rows (tuples in spec order) satisfying `require`, by rejection sampling.
 
     Returns ``(rows, drawn, rejected)`` — `rejected` counts the refused draws made before the n-th
     accepted one — or ``(None, drawn, accepted)`` when fewer than `min_rate` of at least
     `min_judged` draws passed (the caller reports it). Scalars are Python floats/ints, arrays numpy
     arrays of the spec's shape. Draws come in rounds, each drawing every input's column in spec
-    order from `rng`, so the result depends only on (specs, n, seed, require).
+    order from `rng`, so the result depends only on (specs, n, seed, require, design).
+
+    `design` "uniform" draws each value independently; "sobol" and "lhs" draw the rows as points
+    of a space-filling design in the unit cube (one dimension per scalar input and per element of
+    an array input, `_rx_unit_sampler`) mapped through each distribution's inverse CDF
+    (`_rx_from_unit`), so the declared box is covered evenly rather than in random clumps.
     """
+    import math
+
     specs = [_rx_spec(s) for s in specs]
     names = [s[0] for s in specs]
     code = _rx_compile_require(require, names) if require else None
     namespace = _rx_require_namespace() if code is not None else None
+    unit = None
+    if design != "uniform":
+        sizes = [int(math.prod(shape)) for (_n, _d, _a, shape) in specs]
+        unit = _rx_unit_sampler(design, max(1, sum(sizes)), rng)
     rows = []
     drawn = accepted_total = rejected = 0
     while len(rows) < n:
@@ -201,7 +283,14 @@ def _rx_draw_inputs(specs, n, rng, require=None, min_rate=0.01, min_judged=1000)
         else:
             rate = accepted_total / drawn if drawn else 1.0
             m = int(min(max(need / max(rate, min_rate) * 1.2 + 16, min_judged), 1_000_000))
-        columns = [_rx_column(rng, dist, args, (m, *shape)) for (_name, dist, args, shape) in specs]
+        if unit is None:
+            columns = [_rx_column(rng, dist, args, (m, *shape)) for (_name, dist, args, shape) in specs]
+        else:
+            points, columns, start = unit(m), [], 0
+            for (_name, dist, args, shape), size in zip(specs, sizes):
+                block = points[:, start:start + size].reshape((m, *shape))
+                columns.append(_rx_from_unit(block, dist, args))
+                start += size
         # Python scalars for scalar inputs (as the user's code normally receives them).
         values = [col.tolist() if not shape else col for col, (_n, _d, _a, shape) in zip(columns, specs)]
         drawn += m
@@ -611,6 +700,8 @@ def _rx_main(ns, argv=None):  # type: ignore[no-untyped-def]
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--out", "-o", default="data.npz", help="output .npz file (default data.npz)")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds allowed per sample (default 10)")
+    parser.add_argument("--design", choices=("uniform", "sobol", "lhs"), default=_RX_DEFAULT_DESIGN,
+                        help=f"placement of the inputs in the box (default {_RX_DEFAULT_DESIGN}; sobol/lhs need scipy)")
     args = parser.parse_args(argv)
     specs = dict((s[0], s) for s in ns["_RX_SPECS"])
     missing = [name for name in ns["INPUTS"] if name not in specs]
@@ -619,9 +710,13 @@ def _rx_main(ns, argv=None):  # type: ignore[no-untyped-def]
         return 2
     ordered = [specs[name] for name in ns["INPUTS"]]
     try:
-        rows, drawn, rejected = _rx_draw_inputs(ordered, args.samples, np.random.default_rng(args.seed), ns["REQUIRE"])
+        rows, drawn, rejected = _rx_draw_inputs(ordered, args.samples, np.random.default_rng(args.seed), ns["REQUIRE"],
+                                                design=args.design)
     except ValueError as exc:
         print(f"error: bad require= predicate: {exc}", file=sys.stderr)
+        return 2
+    except ImportError:
+        print(f"error: --design {args.design} needs scipy (pip install scipy)", file=sys.stderr)
         return 2
     if rows is None:
         print(f"error: require={ns['REQUIRE']!r} accepted {rejected} of {drawn} draws (< 1%)", file=sys.stderr)
@@ -650,6 +745,7 @@ def _rx_main(ns, argv=None):  # type: ignore[no-untyped-def]
         "domain": dict(ns["DOMAIN"]), "seed": args.seed, "requested": args.samples, "dropped": dropped,
         "exact_time_per_call": per_call, "tolerance": ns.get("TOLERANCE", 0.01), "metric": ns.get("METRIC", "rel"),
         "accept": ns.get("ACCEPT"), "mode": "random", "regionx_version": ns.get("REGIONX_VERSION", ""),
+        "design": args.design,
     }
     directory = os.path.dirname(os.path.abspath(args.out))
     os.makedirs(directory, exist_ok=True)
@@ -669,8 +765,11 @@ def _rx_main(ns, argv=None):  # type: ignore[no-untyped-def]
 PORTABLE: tuple[Any, ...] = (
     _RxTimeout,
     _RxViolation,
+    "_RX_DEFAULT_DESIGN",
     _rx_spec,
     _rx_column,
+    _rx_from_unit,
+    _rx_unit_sampler,
     "_RX_REQUIRE_NODES",
     "_RX_REQUIRE_BUILTINS",
     _rx_compile_require,
@@ -713,16 +812,37 @@ class RequireTooStrict(Exception):
         self.drawn = drawn
 
 
+class DesignUnavailable(Exception):
+    """A space-filling design was asked for without scipy installed (the message says how to get it)."""
+
+
+def check_design(design: str) -> None:
+    """Raise ValueError for a design that is not one of DESIGNS, DesignUnavailable when it needs
+    scipy.stats.qmc and scipy is not installed (the 'scipy' extra)."""
+    if design not in DESIGNS:
+        raise ValueError(f"--design must be one of {', '.join(DESIGNS)}, not {design!r}")
+    if design != "uniform":
+        try:
+            import scipy.stats.qmc  # noqa: F401
+        except ImportError:
+            raise DesignUnavailable(f"--design {design} needs scipy: pip install 'regionx[scipy]' "
+                                    "(or --design uniform)") from None
+
+
 def draw_inputs(specs: Sequence[DomainSpec], n: int, rng: np.random.Generator,
-                require: str | None = None) -> tuple[list[tuple[Any, ...]], int]:
+                require: str | None = None, design: str = "uniform") -> tuple[list[tuple[Any, ...]], int]:
     """Draw `n` input rows from `specs` (in order) that satisfy `require`; return (rows, rejected).
 
     The shared sampler: harnesses run the very same code. Each row is a tuple with one value per
     spec: a Python float (int for integers/choice of ints) for a scalar, a numpy array of the
-    spec's shape otherwise. `integers(lo, hi)` includes both ends. Raises ValueError for an
-    invalid require= expression and RequireTooStrict when fewer than 1% of draws pass.
+    spec's shape otherwise. `integers(lo, hi)` includes both ends. `design` places the rows
+    (DESIGNS: independent uniform draws, or a scrambled Sobol' / Latin hypercube design mapped
+    through each distribution's inverse CDF). Raises ValueError for an invalid require= expression
+    or design and RequireTooStrict when fewer than 1% of draws pass.
     """
-    rows, drawn, third = _rx_draw_inputs(specs, n, rng, require, MIN_ACCEPT_RATE, MIN_JUDGED_DRAWS)
+    if design not in DESIGNS:
+        raise ValueError(f"unknown design {design!r} (one of {', '.join(DESIGNS)})")
+    rows, drawn, third = _rx_draw_inputs(specs, n, rng, require, MIN_ACCEPT_RATE, MIN_JUDGED_DRAWS, design)
     if rows is None:
         raise RequireTooStrict(third, drawn)
     return rows, third
@@ -841,6 +961,9 @@ _CHUNK_MARGIN = 60.0
 _WATCHDOG_MARGIN = 60.0
 # Most rows in one task.
 _CHUNK_ROWS = 2000
+# Chunks per worker: enough to balance the load; 8 or 16 measured no faster on a 1 ms region (the
+# tail shrinks, but each chunk also re-runs RECHECK_ROWS rows).
+_PER_WORKER = 4
 
 
 @dataclass(frozen=True)
@@ -888,7 +1011,8 @@ def _run_chunk(chunk: _Chunk) -> _ChunkResult:
 
     In the main thread of a Unix process (a local worker process) samples are timed out by
     SIGALRM. Elsewhere (a Dask worker thread, where signals cannot be used) the chunk runs in a
-    child interpreter, which can time out samples itself and which is killed if it overruns.
+    child interpreter kept by that thread, which times out samples itself and which is killed if
+    the chunk overruns (`_run_chunk_subprocess`).
     """
     import signal
 
@@ -901,35 +1025,191 @@ def _package_root() -> str:
     return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _run_chunk_subprocess(chunk: _Chunk) -> _ChunkResult:
-    with tempfile.TemporaryDirectory(prefix="regionx-chunk-") as tmp:
-        task, result = os.path.join(tmp, "task.pkl"), os.path.join(tmp, "result.pkl")
-        with open(task, "wb") as handle:
-            pickle.dump(chunk, handle)
+# Length prefix of the messages exchanged with a chunk child (pickles of _Chunk / _ChunkResult).
+_HEADER = 8
+
+
+def _read_message(fd: int, deadline: float) -> bytes | None:
+    """One length-prefixed message from `fd`; None at end of file or once `deadline` (monotonic) passes."""
+    import select
+    import struct
+
+    buffer = bytearray()
+    size: int | None = None
+    while True:
+        if size is None and len(buffer) >= _HEADER:
+            size = struct.unpack("<Q", bytes(buffer[:_HEADER]))[0]
+        if size is not None and len(buffer) >= _HEADER + size:
+            return bytes(buffer[_HEADER:_HEADER + size])
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return None
+        ready, _, _ = select.select([fd], [], [], remaining)
+        if ready:
+            data = os.read(fd, 1 << 20)
+            if not data:
+                return None
+            buffer += data
+
+
+class _ChunkChild:
+    """A child interpreter that runs chunks for one Dask worker thread, kept across tasks.
+
+    Why not one interpreter per chunk (as before): starting it, importing numpy and the user's
+    module (scipy alone is about a second) cost more than the chunk's samples for a region of a
+    millisecond, and that start-up, paid once per chunk, was what kept a Dask cluster far below
+    local workers. This child starts once per worker thread, keeps its harness cache, and talks
+    over its stdin/stdout pipes (length-prefixed pickles; the user's code sees /dev/null as its
+    stdin and stdout). If a chunk overruns its limit the child is killed and the next chunk
+    starts a new one.
+    """
+
+    def __init__(self) -> None:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join([_package_root(), *filter(None, [env.get("PYTHONPATH")])])
-        limit = chunk.timeout * max(1, len(chunk.rows)) * 1.5 + _CHUNK_MARGIN
-        code = "import sys; from regionx.sample import _subprocess_main; _subprocess_main(sys.argv[1], sys.argv[2])"
+        code = "from regionx.sample import _child_main; _child_main()"
+        self.process = subprocess.Popen([sys.executable, "-c", code], env=env, stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def run(self, chunk: _Chunk, limit: float) -> tuple[_ChunkResult | None, str]:
+        """(result, "") or (None, "timeout") when the chunk overran `limit` s, (None, "died")."""
+        import struct
+
+        payload = pickle.dumps(chunk)
+        stdin, stdout = self.process.stdin, self.process.stdout
+        assert stdin is not None and stdout is not None
         try:
-            subprocess.run([sys.executable, "-c", code, task, result], env=env, timeout=limit,
-                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
-        except subprocess.TimeoutExpired:
-            return _ChunkResult([("timeout", None)] * len(chunk.rows))
-        if not os.path.exists(result):
-            # The child died (a crash in native code, os._exit ...): every sample of it is lost.
-            return _ChunkResult([("raised", None)] * len(chunk.rows))
-        with open(result, "rb") as handle:
-            return pickle.load(handle)  # our own child's output, in our own temporary directory
+            stdin.write(struct.pack("<Q", len(payload)) + payload)
+            stdin.flush()
+        except OSError:  # the child is gone
+            return None, "died"
+        reply = _read_message(stdout.fileno(), time.monotonic() + limit)
+        if reply is None:
+            try:
+                self.process.wait(timeout=0.5)  # exited (end of file)? else it is still busy: overran
+            except subprocess.TimeoutExpired:
+                return None, "timeout"
+            return None, "died"
+        return pickle.loads(reply), ""  # our own child's reply
+
+    def kill(self) -> None:
+        try:
+            self.process.kill()
+            self.process.wait(timeout=10)
+        except (OSError, subprocess.TimeoutExpired):  # already gone, or unkillable: nothing more to do
+            pass
 
 
-def _subprocess_main(task: str, result: str) -> None:
-    """Entry point of the child interpreter used by `_run_chunk_subprocess`."""
-    with open(task, "rb") as handle:
-        chunk = pickle.load(handle)
-    out = _run_chunk_inline(chunk)
-    with open(result + ".tmp", "wb") as handle:
-        pickle.dump(out, handle)
-    os.replace(result + ".tmp", result)
+# Per thread of a Dask worker: its chunk child.
+_CHILDREN = threading.local()
+
+
+def _run_chunk_subprocess(chunk: _Chunk) -> _ChunkResult:
+    """Run `chunk` in this thread's child interpreter (started on first use, restarted after a
+    kill): samples past their limit are timed out there by SIGALRM; a chunk that overruns its own
+    limit as a whole has its child killed and every row counted as 'timeout'; a child that dies
+    (a crash in native code, os._exit ...) loses its rows as 'raised'."""
+    child: _ChunkChild | None = getattr(_CHILDREN, "child", None)
+    if child is None or not child.alive():
+        child = _CHILDREN.child = _ChunkChild()
+    limit = chunk.timeout * max(1, len(chunk.rows)) * 1.5 + _CHUNK_MARGIN
+    out, why = child.run(chunk, limit)
+    if out is not None:
+        return out
+    child.kill()
+    _CHILDREN.child = None
+    return _ChunkResult([("timeout" if why == "timeout" else "raised", None)] * len(chunk.rows))
+
+
+def _child_main() -> None:
+    """Entry point of a chunk child (`_ChunkChild`): run chunks read from stdin until end of file."""
+    import struct
+
+    requests = os.fdopen(os.dup(0), "rb")
+    replies = os.fdopen(os.dup(1), "wb")
+    devnull = os.open(os.devnull, os.O_RDWR)
+    os.dup2(devnull, 0)  # the user's code must not read or write the protocol's pipes
+    os.dup2(devnull, 1)
+    while True:
+        header = requests.read(_HEADER)
+        if len(header) < _HEADER:  # the worker closed the pipe (or exited): done
+            return
+        chunk = pickle.loads(requests.read(struct.unpack("<Q", header)[0]))  # from our own parent
+        reply = pickle.dumps(_run_chunk_inline(chunk))
+        replies.write(struct.pack("<Q", len(reply)) + reply)
+        replies.flush()
+
+
+def _preload(source: str, sys_path: Sequence[str]) -> None:
+    """Load the harness in this process before a local pool forks its workers, so that they start
+    with the user's module and its imports loaded (scipy: about a second per worker otherwise,
+    paid again by every worker of every run). A harness that fails to load is left to the
+    workers, which report why."""
+    try:
+        _harness(source, sys_path)
+    except Exception:  # reported by the workers, which load it again
+        pass
+    except SystemExit:  # the user's module called sys.exit() at import: likewise
+        pass
+
+
+class SamplingPool:
+    """The workers of an --executor spec, kept open across several `run_rows` calls (the rounds of
+    an active design reuse one pool instead of starting processes and loading the harness again).
+
+    The executor is created on first use. For a local pool the harness is loaded in this process
+    first (`_preload`), so forked workers inherit it. A pool that had to abandon a hung chunk is
+    killed (`discard`) and made afresh on next use. Use as a context manager, or call `close`.
+    """
+
+    def __init__(self, executor: str = "local", max_workers: int | None = None) -> None:
+        from regionx.executors import parse_executor
+
+        self.spec = executor
+        self.kind, _ = parse_executor(executor)  # ExecutorError for a bad spec, before anything starts
+        self.max_workers = max_workers
+        self._executor: cf.Executor | None = None
+
+    def executor(self, source: str | None = None, sys_path: Sequence[str] = ()) -> cf.Executor:
+        """The executor, created now if needed (after preloading `source` for a local pool)."""
+        from regionx.executors import make_executor
+
+        if self._executor is None:
+            if self.kind == "local" and source is not None:
+                _preload(source, sys_path)
+            self._executor = make_executor(self.spec, max_workers=self.max_workers if self.kind == "local" else None)
+        return self._executor
+
+    def workers(self) -> int:
+        """How many chunks run at once (the executor is created if needed)."""
+        from regionx.executors import executor_workers
+
+        return executor_workers(self.executor())
+
+    def discard(self) -> None:
+        """Kill the workers (some are stuck where no alarm reaches them); the next use starts new ones."""
+        from regionx.executors import shutdown_executor
+
+        if self._executor is not None:
+            executor, self._executor = self._executor, None
+            shutdown_executor(executor, kill=True)
+
+    def close(self) -> None:
+        """Shut the workers down."""
+        from regionx.executors import shutdown_executor
+
+        if self._executor is not None:
+            executor, self._executor = self._executor, None
+            shutdown_executor(executor)
+
+    def __enter__(self) -> "SamplingPool":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _split(n: int, parts: int) -> list[tuple[int, int]]:
@@ -942,57 +1222,75 @@ def _split(n: int, parts: int) -> list[tuple[int, int]]:
 def run_rows(source: str, rows: Sequence[tuple[Any, ...]], n_outputs: int, *, timeout: float = 10.0,
              executor: str = "local", sys_path: Sequence[str] = (),
              progress: Callable[[int, int], None] | None = None, inputs: Sequence[str] | None = None,
-             outputs: Sequence[str] | None = None, recheck: int = 0) -> tuple[list[tuple[str, Any]], str | None]:
+             outputs: Sequence[str] | None = None, recheck: int = 0,
+             pool: SamplingPool | None = None) -> tuple[list[tuple[str, Any]], str | None]:
     """Run the harness `source`'s ``region`` on every row with `executor`; one (status, outputs) per row.
 
     Every call's outputs must be numbers; given the region's `inputs` and `outputs` names, the
     workers also check that the other inputs are left unchanged, and re-run `recheck` valid rows
     of each chunk to check determinism (see ``_rx_call_rows``; status 'violation').
 
-    Rows are split into chunks (at least four per worker) submitted as tasks; results go back in row
+    Rows are split into chunks (about four per worker) submitted as tasks; results go back in row
     order, so the outcome does not depend on the executor or the chunking. A chunk whose task
     fails (e.g. a worker process died) counts its rows as 'raised'; chunks that make no progress
-    for longer than their own time limits allow are abandoned as 'timeout'. Returns
-    (results, error) where `error` says why the harness could not run at all.
+    for longer than their own time limits allow are abandoned as 'timeout'. With `pool`, its
+    workers are used and left open for the caller (`executor` is then ignored); else a pool is
+    made for this call and closed after it. Returns (results, error) where `error` says why the
+    harness could not run at all.
     """
-    from regionx.executors import executor_workers, make_executor, parse_executor, shutdown_executor
+    from regionx.executors import parse_executor
 
     total = len(rows)
     results: list[tuple[str, Any]] = [("raised", None)] * total
     if total == 0:
         return results, None
-    kind, _ = parse_executor(executor)
-    # Local: no more processes than useful chunks (small runs start few workers).
-    pool = make_executor(executor, max_workers=max(1, total // 16) if kind == "local" else None)
-    workers = executor_workers(pool)
-    # About four chunks per worker (load balance), at most _CHUNK_ROWS rows each (progress, and a
-    # bounded loss if a worker dies); tiny runs use one chunk per worker.
-    parts = max(workers * 4, -(-total // _CHUNK_ROWS)) if total >= 64 * workers else workers
+    own = pool is None
+    if pool is None:
+        kind, _ = parse_executor(executor)
+        # Local: no more processes than useful chunks (small runs start few workers).
+        pool = SamplingPool(executor, max_workers=max(1, total // 16) if kind == "local" else None)
+    try:
+        return _run_rows_in(pool, source, rows, n_outputs, timeout, sys_path, progress, inputs, outputs, recheck)
+    finally:
+        if own:
+            pool.close()
+
+
+def _run_rows_in(pool: SamplingPool, source: str, rows: Sequence[tuple[Any, ...]], n_outputs: int, timeout: float,
+                 sys_path: Sequence[str], progress: Callable[[int, int], None] | None, inputs: Sequence[str] | None,
+                 outputs: Sequence[str] | None, recheck: int) -> tuple[list[tuple[str, Any]], str | None]:
+    """`run_rows` on the workers of `pool` (left open; discarded if a chunk had to be abandoned)."""
+    total = len(rows)
+    results: list[tuple[str, Any]] = [("raised", None)] * total
+    executor = pool.executor(source, sys_path)
+    workers = pool.workers()
+    # About _PER_WORKER chunks per worker (load balance), at most _CHUNK_ROWS rows each (progress,
+    # and a bounded loss if a worker dies); tiny runs use one chunk per worker.
+    parts = max(workers * _PER_WORKER, -(-total // _CHUNK_ROWS)) if total >= 64 * workers else workers
     ranges = _split(total, parts)
     error: str | None = None
     task_error: str | None = None
     chunks_ok = 0
     done_rows = 0
-    abandoned = False
-    try:
-        futures = {
-            pool.submit(_run_chunk, _Chunk(source, tuple(sys_path), list(rows[a:b]), timeout, n_outputs,
+    futures = {
+        executor.submit(_run_chunk, _Chunk(source, tuple(sys_path), list(rows[a:b]), timeout, n_outputs,
                                            None if inputs is None else tuple(inputs),
                                            None if outputs is None else tuple(outputs), recheck)): (a, b)
-            for a, b in ranges
-        }
-        pending = set(futures)
-        longest = max(b - a for a, b in ranges)
-        # No chunk may take longer than this (its samples' limits plus start-up); a wait this long
-        # without any chunk finishing means a worker is stuck where no alarm reaches it.
-        window = timeout * longest * 1.5 + _CHUNK_MARGIN + _WATCHDOG_MARGIN
+        for a, b in ranges
+    }
+    pending = set(futures)
+    longest = max(b - a for a, b in ranges)
+    # No chunk may take longer than this (its samples' limits plus start-up); a wait this long
+    # without any chunk finishing means a worker is stuck where no alarm reaches it.
+    window = timeout * longest * 1.5 + _CHUNK_MARGIN + _WATCHDOG_MARGIN
+    try:
         while pending:
             finished, pending = cf.wait(pending, timeout=window, return_when=cf.FIRST_COMPLETED)
             if not finished:
                 for future in pending:
                     a, b = futures[future]
                     results[a:b] = [("timeout", None)] * (b - a)
-                abandoned = True
+                pool.discard()
                 break
             for future in finished:
                 a, b = futures[future]
@@ -1010,8 +1308,11 @@ def run_rows(source: str, rows: Sequence[tuple[Any, ...]], n_outputs: int, *, ti
                 done_rows += b - a
                 if progress is not None:
                     progress(done_rows, total)
-    finally:
-        shutdown_executor(pool, kill=abandoned)
+    except BaseException:  # interrupted: stop the workers rather than wait for every chunk
+        pool.discard()
+        raise
+    if task_error is not None and isinstance(executor, cf.ProcessPoolExecutor):
+        pool.discard()  # a worker died: the pool is broken for later rounds, which start a new one
     if error is None and chunks_ok == 0 and task_error is not None:
         error = task_error  # no task ran at all: say why rather than report every sample as raised
     return results, error
@@ -1127,15 +1428,21 @@ def _to_int(value: Any) -> Any:
 def sample_region(text: str, path: str, region: Region, *, n: int = 10000, seed: int = 0,
                   domains: dict[str, DomainSpec] | None = None, timeout: float = 10.0, executor: str = "local",
                   observe: str | None = None, mix: float = 0.0,
-                  progress: Callable[[int, int], None] | None = None) -> tuple[StageResult, Dataset | None]:
+                  progress: Callable[[int, int], None] | None = None, design: str = DEFAULT_DESIGN,
+                  pool: "SamplingPool | None" = None, rows: Sequence[tuple[Any, ...]] | None = None,
+                  time_exact: bool = True) -> tuple[StageResult, Dataset | None]:
     """Sample input/output pairs of `region` (of source `text` at `path`) into a Dataset.
 
     Inputs: `n` random draws from the pragma's domains (`domains` overrides them by input name),
     rejection-sampled on require=; or, with `observe` (a command line such as
     ``"python app.py args"``), the input values a real run of the program passes to the region
     (at most n), of which a fraction `mix` is replaced by random draws. Outputs: the extracted
-    harness run in `executor` worker processes with a per-sample `timeout`. Deterministic for a
-    given seed. The dataset is returned, not saved (``Dataset.save`` writes it atomically).
+    harness run in `executor` worker processes with a per-sample `timeout` (or in `pool`, workers
+    kept open by the caller across several calls). `design` places the random draws in the box
+    (DESIGNS). Deterministic for a given seed and design. The dataset is returned, not saved
+    (``Dataset.save`` writes it atomically). `rows` gives the random inputs instead of drawing
+    `n` (already drawn from the domain, e.g. by a round of regionx.active); `time_exact` False
+    skips timing the exact code (exact_time_per_call 0: a later round times it once).
 
     Diagnostics: RX006 bad option, RX108 invalid require=, RX301 region cannot be extracted,
     RX302 require= too strict, RX303 an input without a domain, RX304 a --domain for a name that
@@ -1161,6 +1468,10 @@ def sample_region(text: str, path: str, region: Region, *, n: int = 10000, seed:
         executor_workers(executor)
     except ExecutorError as exc:
         return fail(dx.make("RX006", path, detail=str(exc)))
+    try:
+        check_design(design)
+    except (ValueError, DesignUnavailable) as exc:
+        return fail(dx.make("RX006", path, detail=str(exc)))
 
     extracted = extract_region(text, path, region)
     if not extracted.ok:
@@ -1179,7 +1490,9 @@ def sample_region(text: str, path: str, region: Region, *, n: int = 10000, seed:
         if spec is not None:
             specs[name] = spec
 
-    if observe is not None and mix < 1.0:
+    if rows is not None:
+        n_random, n_observed, mode = len(rows), 0, "random"
+    elif observe is not None and mix < 1.0:
         n_random = int(round(n * mix))
         n_observed = n - n_random
         mode = "mixed" if n_random > 0 else "observe"
@@ -1195,7 +1508,10 @@ def sample_region(text: str, path: str, region: Region, *, n: int = 10000, seed:
                 return fail(dx.make("RX303", path, line, col, name=name, region=region.id))
         ordered = [specs[name] for name in region.inputs]
         try:
-            random_rows, rejected = draw_inputs(ordered, n_random, np.random.default_rng(seed), require)
+            if rows is not None:
+                random_rows = list(rows)
+            else:
+                random_rows, rejected = draw_inputs(ordered, n_random, np.random.default_rng(seed), require, design)
         except RequireTooStrict as exc:
             return fail(dx.make("RX302", path, line, col, require=require, accepted=exc.accepted, drawn=exc.drawn))
         except ValueError as exc:
@@ -1224,7 +1540,7 @@ def sample_region(text: str, path: str, region: Region, *, n: int = 10000, seed:
     source_dir = os.path.dirname(os.path.abspath(path))
     results, error = run_rows(harness, rows, len(region.outputs), timeout=timeout, executor=executor,
                               sys_path=(source_dir,), progress=progress, inputs=region.inputs, outputs=region.outputs + region.scratch,
-                              recheck=RECHECK_ROWS)
+                              recheck=RECHECK_ROWS, pool=pool)
     if error is not None:
         return fail(dx.make("RX301", path, line, col, region=region.id, detail=error))
     declared = [specs[name].shape if name in specs else None for name in region.inputs]
@@ -1247,11 +1563,13 @@ def sample_region(text: str, path: str, region: Region, *, n: int = 10000, seed:
         return fail(dx.make("RX305", path, line, col, detail=detail), data=data)
 
     # The exact region's cost per call, in this process, on valid inputs.
-    module = exec_module(harness, f"regionx_timing_{hashlib.sha256(harness.encode()).hexdigest()[:16]}",
-                         "<regionx harness>", (source_dir,))
-    exact = getattr(module, "_RX_EXACT", module.region)
-    per_call = _rx_time_per_call(exact, [rows[i] for i in kept])
-    sys.modules.pop(module.__name__, None)
+    per_call = 0.0
+    if time_exact:
+        module = exec_module(harness, f"regionx_timing_{hashlib.sha256(harness.encode()).hexdigest()[:16]}",
+                             "<regionx harness>", (source_dir,))
+        exact = getattr(module, "_RX_EXACT", module.region)
+        per_call = _rx_time_per_call(exact, [rows[i] for i in kept])
+        sys.modules.pop(module.__name__, None)
     data["exact_time_per_call"] = per_call
 
     pragma = region.pragma
@@ -1278,8 +1596,68 @@ def sample_region(text: str, path: str, region: Region, *, n: int = 10000, seed:
         require=require,
         line=region.start_line,
         col=max(1, region.col),
+        design=design,
     )
+    data["design"] = design
     return StageResult(status="ok", region_id=region.id, data=data), Dataset(X=X, Y=Y, meta=meta)
+
+
+def reusable_dataset(data_path: str, text: str, path: str, region: Region, *, n: int, seed: int,
+                     design: str) -> tuple[Dataset | None, str]:
+    """The dataset saved at `data_path` when it can stand for sampling `region` again, else why not.
+
+    Sampling is the expensive stage for a costly region, and its outcome depends only on the
+    exact code behind the region, the domain, require=, the number of samples, the seed and the
+    design: when none of these changed, a second ``regionx compile`` reuses the data. The code
+    counts as unchanged when the region's own lines and its dependency closure hash as recorded
+    (regionx.extract.source_changes: edits elsewhere in the file do not count, a changed constant
+    or helper the region uses does). Returns (dataset, "") — its meta brought up to date with the
+    pragma's tolerance, metric and accept=, which do not change the samples — or (None, reason).
+    """
+    from regionx.analysis import region_sha256
+    from regionx.extract import source_changes
+
+    if not os.path.exists(data_path):
+        return None, "no saved samples"
+    try:
+        dataset = Dataset.load(data_path)
+    except (OSError, ValueError) as exc:
+        return None, f"the saved samples cannot be read ({exc})"
+    meta = dataset.meta
+    pragma = region.pragma
+    domain = {name: spec.text for name in region.inputs
+              if pragma is not None and (spec := pragma.domain(name)) is not None}
+    require = pragma.require if pragma is not None else None
+    differences = [
+        (meta.region_id != region.id, f"they are of region {meta.region_id!r}"),
+        (meta.mode != "random", f"they were {meta.mode} samples"),
+        (meta.regionx_version != __version__, f"regionx {meta.regionx_version or '?'} took them"),
+        (meta.requested != n, f"{meta.requested} samples were taken, {n} are asked for"),
+        (meta.seed != seed, f"seed {meta.seed} was used, {seed} is asked for"),
+        (meta.design != design, f"design {meta.design} was used, {design} is asked for"),
+        (dict(meta.domain) != domain, "the domain changed"),
+        (meta.require != require, "require= changed"),
+        ([v.name for v in meta.inputs] != list(region.inputs) or [v.name for v in meta.outputs] != list(region.outputs),
+         "the region's inputs or outputs changed"),
+        (not meta.closure_sha256, "they predate dependency hashing"),
+    ]
+    for differs, why in differences:
+        if differs:
+            return None, why
+    changes = source_changes(text, path, region, meta.source_sha256, meta.closure_sha256, meta.closure)
+    if changes:
+        return None, "; ".join(changes)
+    updated = replace(
+        meta,
+        source_path=path,
+        source_sha256=region_sha256(text, region),  # the same hash; kept explicit for moved files
+        tolerance=pragma.tolerance if pragma is not None and pragma.tolerance is not None else DEFAULT_TOLERANCE,
+        metric=pragma.metric if pragma is not None and pragma.metric is not None else DEFAULT_METRIC,
+        accept=pragma.accept if pragma is not None else None,
+        line=region.start_line,
+        col=max(1, region.col),
+    )
+    return Dataset(X=dataset.X, Y=dataset.Y, meta=updated), ""
 
 
 def dataset_info(path: str) -> dict[str, Any]:

@@ -23,7 +23,8 @@ DISTRIBUTIONS = ("uniform", "loguniform", "normal", "integers", "choice")
 DEFAULT_TOLERANCE = 0.01
 DEFAULT_METRIC: Metric = "rel"
 DEFAULT_TARGET = 0.99
-# Relative error uses max(|exact|, REL_FLOOR) as its denominator ("rel with an absolute floor").
+# The fixed floor of the old "rel" metric (|pred - exact| / max(|exact|, REL_FLOOR)): manifests that
+# predate regionx.criterion are read with it; new ones derive the floor from the outputs' scale.
 REL_FLOOR = 1e-3
 
 
@@ -48,6 +49,9 @@ class Pragma:
     name: str | None = None
     tolerance: float | None = None
     metric: Metric | None = None
+    # numpy.isclose's two numbers (regionx.criterion): |pred - exact| <= atol + rtol * |exact|
+    rtol: float | None = None
+    atol: float | None = None
     require: str | None = None  # predicate over inputs (Python expression text)
     accept: str | None = None  # predicate over inputs and outputs, checked at run time
     samples: int | None = None
@@ -239,6 +243,12 @@ class DatasetMeta:
     require: str | None = None
     line: int = 0
     col: int = 0
+    # How the random inputs were placed (regionx.sample.DESIGNS; "+active" when chosen in rounds).
+    design: str = "uniform"
+    # The pragma's rtol=/atol= (regionx.criterion), when it states the criterion that way; they
+    # win over tolerance/metric above. Filled by the caller from the region's pragma (None: not given).
+    rtol: float | None = None
+    atol: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -263,6 +273,9 @@ class DatasetMeta:
             "require": self.require,
             "line": self.line,
             "col": self.col,
+            "design": self.design,
+            "rtol": self.rtol,
+            "atol": self.atol,
         }
 
     @classmethod
@@ -289,6 +302,9 @@ class DatasetMeta:
             require=data.get("require"),
             line=int(data.get("line", 0)),
             col=int(data.get("col", 0)),
+            design=str(data.get("design", "uniform")),
+            rtol=_float_or_none(data.get("rtol")),
+            atol=_float_or_none(data.get("atol")),
         )
 
 
@@ -369,11 +385,22 @@ class TopologyResult:
     effective_accuracy: float | None = None
     effective_time_per_call: float | None = None
     effective_time_per_element: float | None = None
+    # The test split's size and the one-sided 95% lower confidence bound of the share within
+    # tolerance (regionx.criterion.lower_bound) — of the network's answers and, with accept, of the
+    # program's. Targets are met by the bound; None in reports written before it was recorded.
+    n_test: int = 0
+    accuracy_lcb: float | None = None
+    effective_accuracy_lcb: float | None = None
 
     @property
     def program_accuracy(self) -> float:
         """Accuracy of what the program computes: effective_accuracy with accept, else accuracy."""
         return self.accuracy if self.effective_accuracy is None else self.effective_accuracy
+
+    @property
+    def program_accuracy_lcb(self) -> float | None:
+        """Lower confidence bound of `program_accuracy` (None when it was not recorded)."""
+        return self.accuracy_lcb if self.effective_accuracy is None else self.effective_accuracy_lcb
 
     @property
     def program_time_per_call(self) -> float:
@@ -418,6 +445,9 @@ class TopologyResult:
             "effective_accuracy": self.effective_accuracy,
             "effective_time_per_call": self.effective_time_per_call,
             "effective_time_per_element": self.effective_time_per_element,
+            "n_test": self.n_test,
+            "accuracy_lcb": self.accuracy_lcb,
+            "effective_accuracy_lcb": self.effective_accuracy_lcb,
         }
 
     @classmethod
@@ -430,6 +460,8 @@ class TopologyResult:
             meets_target=d["meets_target"], accept_rate=d.get("accept_rate"),
             effective_accuracy=d.get("effective_accuracy"), effective_time_per_call=d.get("effective_time_per_call"),
             effective_time_per_element=d.get("effective_time_per_element"),
+            n_test=int(d.get("n_test", 0) or 0), accuracy_lcb=d.get("accuracy_lcb"),
+            effective_accuracy_lcb=d.get("effective_accuracy_lcb"),
         )
 
 
@@ -465,6 +497,13 @@ class Manifest:
     pragma_tolerance: float | None = None
     pragma_metric: Metric | None = None
     require: str | None = None
+    # The accuracy criterion the surrogate was validated with (regionx.criterion.Criterion.to_json:
+    # rtol, atol per output, where they came from, the derived floor); None in manifests written
+    # before it (then tolerance/metric with the fixed 1e-3 floor: Criterion.legacy). The pragma's
+    # own rtol=/atol= when the region was sampled, for `check`'s staleness test.
+    criterion: dict[str, Any] | None = None
+    pragma_rtol: float | None = None
+    pragma_atol: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -484,10 +523,14 @@ class Manifest:
             "target": self.target,
             "accept": self.accept,
             "require": self.require,
-            "pragma": {"tolerance": self.pragma_tolerance, "metric": self.pragma_metric},
+            "pragma": {"tolerance": self.pragma_tolerance, "metric": self.pragma_metric,
+                       "rtol": self.pragma_rtol, "atol": self.pragma_atol},
+            "criterion": self.criterion,
             "topology": self.topology.to_json(),
             "validation": {
                 "accuracy": self.topology.accuracy,
+                "accuracy_lcb": self.topology.accuracy_lcb,
+                "n_test": self.topology.n_test,
                 "mean_error": self.topology.mean_error,
                 "max_error": self.topology.max_error,
                 "loss": self.topology.loss,
@@ -520,6 +563,8 @@ class Manifest:
             closure_sha256=d.get("closure_sha256", ""), closure=_deps_from_json(d.get("closure")),
             pragma_tolerance=_float_or_none((d.get("pragma") or {}).get("tolerance")),
             pragma_metric=(d.get("pragma") or {}).get("metric"), require=d.get("require"),
+            criterion=d.get("criterion"), pragma_rtol=_float_or_none((d.get("pragma") or {}).get("rtol")),
+            pragma_atol=_float_or_none((d.get("pragma") or {}).get("atol")),
         )
 
 
@@ -590,6 +635,8 @@ class RegionCheck:
     findings: tuple[Diagnostic, ...] = ()
     note: str = ""  # why skipped, or a short remark for the table
     accuracy: float | None = None  # fraction of counted fresh rows within tolerance
+    accuracy_lcb: float | None = None  # its one-sided 95% lower confidence bound (reported; judged: accuracy)
+    criterion: str = ""  # the rule it was judged by (regionx.criterion.Criterion.describe)
     target: float | None = None
     tolerance: float | None = None
     metric: Metric | None = None
@@ -601,7 +648,8 @@ class RegionCheck:
         return {
             "path": self.path, "line": self.line, "col": self.col, "id": self.region_id, "name": self.region_name,
             "status": self.status, "artifact_dir": self.artifact_dir, "note": self.note,
-            "accuracy": self.accuracy, "target": self.target, "tolerance": self.tolerance, "metric": self.metric,
+            "accuracy": self.accuracy, "accuracy_lcb": self.accuracy_lcb, "criterion": self.criterion,
+            "target": self.target, "tolerance": self.tolerance, "metric": self.metric,
             "samples": self.samples, "outside": self.outside, "dropped": self.dropped,
             "findings": [d.to_json() for d in self.findings],
         }

@@ -57,3 +57,65 @@ def test_tables_and_figures_tiny(tmp_path) -> None:
     for name in ("fig3_newton", "fig5_lj"):
         assert (tmp_path / f"{name}.png").stat().st_size > 1000
         assert json.loads((tmp_path / f"{name}.json").read_text())["machine"]["cpus"] >= 1
+
+
+def test_kernels_compute_what_they_claim() -> None:
+    """benchmarks/kernels/: Black-Scholes against the erf-based CDF, inverse kinematics against the
+    forward kinematics, the cubic's root against its residual; each region is replaceable."""
+    from benchmarks import optimizers
+    from regionx.analysis import analyze_file, find_region
+
+    kernels = {name: speedup.C.import_file(path) for name, path in optimizers.REGIONS if "kernels" in path}
+    bs = kernels["call_price"]
+
+    def phi(x: float) -> float:
+        return 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))
+
+    for s, k, r, v, t in [(40.0, 35.0, 0.05, 0.3, 1.0), (25.0, 55.0, 0.02, 0.6, 0.2)]:
+        d1 = (math.log(s / k) + (r + 0.5 * v * v) * t) / (v * math.sqrt(t))
+        exact = s * phi(d1) - k * math.exp(-r * t) * phi(d1 - v * math.sqrt(t))
+        assert abs(bs.call_price(s, k, r, v, t) - exact) < 1e-5
+    ik = kernels["inversek2j"]
+    for x, y in [(0.3, 0.6), (-0.7, 0.2)]:
+        t1, t2 = ik.inversek2j(x, y)
+        assert math.isclose(ik.L1 * math.cos(t1) + ik.L2 * math.cos(t1 + t2), x, abs_tol=1e-12)
+        assert math.isclose(ik.L1 * math.sin(t1) + ik.L2 * math.sin(t1 + t2), y, abs_tol=1e-12)
+    cubic = kernels["cubic_root"]
+    for p, q in [(0.0, 3.0), (2.0, -4.0), (4.0, 0.0)]:
+        x = cubic.cubic_root(p, q)
+        assert abs(x ** 3 + p * x + q) < 1e-12
+    for name, path in optimizers.REGIONS:
+        region = find_region(analyze_file(path), name)
+        assert region is not None and region.replaceable, name
+
+
+def test_optimizers_quick(tmp_path) -> None:
+    from benchmarks import optimizers
+
+    assert optimizers.main(["--quick", "--only", "cubic_root", "--out", str(tmp_path)]) == 0
+    data = json.loads((tmp_path / "optimizers.json").read_text())
+    rows = data["rows"]
+    assert [r["variant"] for r in rows] == ["adam", "lm", "lbfgs"] and data["machine"]["cpus"] >= 1
+    for r in rows:
+        assert 0.0 <= r["lower_bound"] <= r["accuracy"] <= 1.0 and r["val_after"] <= r["val_before"]
+    assert sum(optimizers._is_auto(r) for r in rows) == 1
+    md = (tmp_path / "optimizers.md").read_text()
+    assert md.startswith("# Refinement after Adam") and "Command: `benchmarks/optimizers.py --quick" in md
+    assert "| cubic_root (0.01 rel) | 2x5x1 | 21 | **lm** (auto) |" in md
+
+
+def test_batch_path_and_batch_loops_tiny(tmp_path) -> None:
+    """benchmarks/batch_path.py and batch_loops.py --quick: the per-row breakdown and the
+    predicted-vs-measured table are written (structure only: no timing is asserted)."""
+    from benchmarks import batch_loops, batch_path
+
+    assert batch_path.main(["--quick", "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "batch_path.json").read_text())
+    assert {(r["rows"], r["columns"]) for r in report["rows"]} == {(1000, 1), (10000, 1), (1000, 3), (10000, 3)}
+    for row in report["rows"]:
+        parts = row["conversion"] + row["guard"] + row["predict"] + row["store"]
+        assert row["floor"] == parts and row["whole"] > 0
+    assert "whole loop" in (tmp_path / "batch_path.md").read_text()
+    assert batch_loops.main(["--quick", "--only", "ci_repo", "--out", str(tmp_path)]) == 0
+    (row,) = json.loads((tmp_path / "batch_loops.json").read_text())["rows"]
+    assert [b["form"] for b in row["batched"]] == ["distributed"] and row["within_tolerance"] == 1.0

@@ -75,7 +75,8 @@ def compiled(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict
     out = work / "out"
     runner = CliRunner()
     result = runner.invoke(cli, ["compile", str(app), "--out", str(out), "--json", "--samples", "3000",
-                                 "--topologies", "16:relu;32:tanh", "--epochs", "80", "--executor", "local:2"],
+                                 "--topologies", "16:relu;32:tanh", "--epochs", "80", "--executor", "local:2",
+                                 "--budget", "60"],
                            catch_exceptions=False)
     assert result.exit_code == 0, result.stdout + result.stderr
     return app, out, json.loads(result.stdout)
@@ -93,7 +94,17 @@ def test_compile_writes_artifacts_and_summary(compiled: tuple[Path, Path, dict])
     assert (out / "app.py").is_file()
     assert app.read_text() == APP  # the user's file is untouched
     # compile re-timed the exact code beside every topology (not only while sampling)
-    assert json.loads((out / "bump" / "report.json").read_text())["exact_timing"] == "interleaved"
+    report = json.loads((out / "bump" / "report.json").read_text())
+    assert report["exact_timing"] == "interleaved"
+    # the search: both candidates timed before training, trained fastest first within the budget,
+    # stopped at the first that met the target by its lower confidence bound
+    search = region["search"]
+    assert search["mode"] == "fastest-first" and search["budget_s"] == 60.0 and search["stopped"] == "met target"
+    assert sorted(c["label"] for c in search["candidates"]) == ["16 relu", "32 tanh"]
+    assert all(c["time_per_call"] > 0 for c in search["candidates"])
+    assert region["chosen"]["accuracy_lcb"] >= 0.99 and region["chosen"]["n_test"] == 750
+    assert region["criterion"]["rtol"] == 0.0 and region["criterion"]["atol"] == [0.02]
+    assert report["search"]["log"] and "Search: fastest-first" in (out / "bump" / "report.md").read_text()
 
 
 def test_patched_program_matches_within_tolerance_without_tensorflow(compiled: tuple[Path, Path, dict]) -> None:

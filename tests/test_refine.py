@@ -78,20 +78,25 @@ def test_method_rules() -> None:
 
 
 def test_residual_weights_follow_the_accuracy_criterion() -> None:
+    from regionx.criterion import Criterion
+
     Y = np.array([[0.0], [0.5], [1.0], [4.0]])
+    absolute = Criterion.resolve(reference=Y, tolerance=0.1, metric="abs")
     # abs with one output: every weight equal, so plain mse
-    assert residual_weights(Y, "abs", 0.1, None, np.array([2.0])) is None
+    assert residual_weights(Y, absolute, None, np.array([2.0])) is None
     # abs with outputs on different scales: an error in normalised units costs y_scale in y
-    w2 = residual_weights(np.ones((3, 2)), "abs", 0.1, None, np.array([1.0, 3.0]))
+    w2 = residual_weights(np.ones((3, 2)), absolute, None, np.array([1.0, 3.0]))
     assert w2 is not None and w2[0, 1] / w2[0, 0] == pytest.approx(3.0)
-    # rel: weight ~ 1 / max(|y|, floor), floor = 5% of the median |y| (0.75) = 0.0375
-    w = residual_weights(Y, "rel", 0.01, None, np.array([1.0]))
+    # rel: weight ~ 1 / (atol + rtol |y|) = 1 / (rtol (floor + |y|)), floor = 5% of the median |y| (0.75) = 0.0375
+    rel = Criterion.resolve(reference=Y, tolerance=0.01, metric="rel")
+    assert rel.floor == pytest.approx((0.0375,))
+    w = residual_weights(Y, rel, None, np.array([1.0]))
     assert w is not None
     assert float(np.mean(w * w)) == pytest.approx(1.0)
-    assert w[0, 0] / w[2, 0] == pytest.approx(1.0 / 0.0375)
-    assert w[2, 0] / w[3, 0] == pytest.approx(4.0)
+    assert w[0, 0] / w[2, 0] == pytest.approx(1.0375 / 0.0375)
+    assert w[2, 0] / w[3, 0] == pytest.approx(4.0375 / 1.0375)
     # through asinh(y / s): dy/dt = sqrt(s^2 + y^2) makes big |y| weigh as much as small ones
-    wa = residual_weights(Y[1:], "rel", 0.01, ("asinh", 0.1), np.array([1.0]))
+    wa = residual_weights(Y[1:], rel, ("asinh", 0.1), np.array([1.0]))
     assert wa is not None and wa.max() / wa.min() < 1.25
 
 

@@ -209,7 +209,8 @@ def test_manifest_records_closure_and_pragma_settings(tmp_path):
     assert data["closure_sha256"] == "ef" * 32 and data["closure"] == [{"name": "SCALE", "kind": "constant", "sha256": "cd" * 32}]
     # validated with the overrides; the pragma's own settings recorded beside them
     assert (data["tolerance"], data["metric"]) == (0.05, "rel")
-    assert data["pragma"] == {"tolerance": 0.02, "metric": "abs"} and data["require"] == "a > 1.0"
+    assert data["pragma"] == {"tolerance": 0.02, "metric": "abs", "rtol": None, "atol": None}
+    assert data["require"] == "a > 1.0"
     manifest = Manifest.from_json(data)
     assert manifest.closure == deps and manifest.pragma_tolerance == 0.02 and manifest.pragma_metric == "abs"
     assert Manifest.from_json(manifest.to_json()) == manifest
@@ -223,7 +224,7 @@ def test_too_strict_tolerance_fails_with_rx401_and_reports_best(tmp_path):
     diag = result.diagnostics[0]
     best = result.data["best"]
     assert best is not None and best["label"] in diag.message
-    assert "within tolerance 1e-09 (rel)" in diag.message
+    assert "within tolerance 1e-09 (rel: |pred - exact| <= " in diag.message
     assert result.data["chosen"] is None and not any(r["chosen"] for r in result.data["rows"])
     assert max(r["accuracy"] for r in result.data["rows"]) == best["accuracy"]
     out = tmp_path / "strict"

@@ -1,0 +1,80 @@
+"""compile's summary and progress display (issue 12, item 4): every figure labelled, the path
+that runs named, the report pointed to; no progress output unless on a terminal."""
+
+from __future__ import annotations
+
+import io
+
+from rich.console import Console
+
+from regionx import cli
+from regionx.train import SearchEvent
+from regionx.types import StageResult
+
+CHOSEN = {"label": "8x5 tanh", "accuracy": 0.666, "effective_accuracy": 1.0, "effective_accuracy_lcb": 0.9986,
+          "accuracy_lcb": 0.65, "time_per_call": 7.3e-6, "time_per_element": 5.5e-7, "exact_time_per_call": 1.1e-6,
+          "effective_time_per_call": 7.3e-6, "effective_time_per_element": 5.5e-7}
+
+
+def _render(table: object) -> str:
+    buffer = io.StringIO()
+    Console(file=buffer, width=400, color_system=None).print(table)
+    return buffer.getvalue()
+
+
+def test_compile_table_labels_every_figure_and_the_path() -> None:
+    rewritten = StageResult("ok", "newton", data={
+        "samples": 12000, "chosen": CHOSEN, "verdict": "rewritten", "path_taken": "batch",
+        "batched": [{"line": 71, "form": "index"}], "criterion": {"text": "|pred - exact| <= 1e-05 + 0.01 x |exact|"},
+    }, artifacts={"report_md": "out/newton/report.md"})
+    refused = StageResult("failed", "lj_pair", data={"samples": 12000, "exact_time_per_call": 1.2e-7,
+                                                     "verdict": "refused before training"})
+    text = _render(cli._compile_table([rewritten, refused]))
+    assert "accuracy 100.0% (raw 66.6%), lower bound 99.86%" in text
+    assert "per call 0.15x / batched loop 2.00x" in text
+    assert "batched loop (line 71)" in text and "exact code (not rewritten)" in text
+    assert "1.1 us per call" in text and "7.3 us per call / 550 ns per row of the batched loop" in text
+    assert "refused before training" in text
+
+
+def test_search_lines_name_the_report_and_what_more_budget_buys() -> None:
+    result = StageResult("failed", "cubic", data={"search": {
+        "mode": "fastest-first", "budget_s": 150.0, "spent_nominal_s": 149.0, "spent_wall_s": 160.0, "stopped": "budget spent",
+        "candidates": [{"label": "8 tanh", "viable": True, "status": "missed target"},
+                       {"label": "16 tanh", "viable": True, "status": "budget spent"},
+                       {"label": "32x32 tanh", "viable": False, "status": "not faster than the exact code"}],
+        "advice": ["about 40 s more of refinement would likely reach the target"]},
+        "criterion": {"warning": "12.0% of the outputs are smaller than the floor"}},
+        artifacts={"report_md": "out/cubic/report.md"})
+    lines = cli._search_lines(result)
+    assert lines[0] == ("cubic: search trained 1 of 2 candidate(s) that can beat the exact code (3 timed), 149 s of a "
+                        "150 s budget (160 s wall clock); budget spent")
+    assert "cubic: more budget: about 40 s more of refinement would likely reach the target" in lines
+    assert "cubic: warning: 12.0% of the outputs are smaller than the floor" in lines
+    assert lines[-1] == "cubic: report out/cubic/report.md"
+
+
+def test_no_progress_display_off_a_terminal() -> None:
+    # under pytest stdout is not a TTY: the display swallows every callback
+    with cli._progress("compiling") as display:
+        assert display.bar is None
+        display("sample r", 5, 10)
+        display(3, 10)
+        display.event(SearchEvent("r", "adam", "8 tanh", 1, 10, 150.0, 120.0))
+    with cli._progress("compiling", enabled=False) as display:
+        assert display.bar is None
+
+
+def test_progress_display_shows_region_candidate_stage_and_budget() -> None:
+    from rich.progress import Progress, TextColumn
+
+    bar = Progress(TextColumn("{task.description}"), TextColumn("{task.fields[budget]}"),
+                   console=Console(file=io.StringIO()), auto_refresh=False)
+    display = cli._Display(bar, "compiling")
+    display.event(SearchEvent("newton", "timing", None, 0, 5, 150.0, 150.0))
+    display.event(SearchEvent("newton", "adam", "8x5 tanh", 40, 120, 150.0, 131.4))
+    [task] = bar.tasks
+    assert task.description == "newton · 8x5 tanh · Adam" and task.completed == 40 and task.total == 120
+    assert task.fields["budget"] == "budget 131/150 s left"
+    display("sample newton", 10, 100)
+    assert len(bar.tasks) == 2 and bar.tasks[1].fields["budget"] == ""
