@@ -177,5 +177,9 @@ def test_lj_md_pair_loop_dominates() -> None:
     assert result.ok, result.diagnostics
     by_id = {r["region"]: r for r in result.data["rows"]}
     force_loop = by_id["compute_forces"]
-    assert force_loop["inclusive_share"] > 0.5
+    # ranks, not a fixed share: on a loaded machine every share moves, the order does not
+    top = max(result.data["rows"], key=lambda r: r["share"])
+    assert top["region"].startswith("compute_forces"), top
+    others = [r for r in result.data["rows"] if not r["region"].startswith(("compute_forces", "main", "run"))]
+    assert all(force_loop["inclusive_share"] > 2 * r["inclusive_share"] for r in others), others
     assert by_id["lj_pair"]["calls"] > 10000
