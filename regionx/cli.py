@@ -362,10 +362,7 @@ def _compile_table(results: Sequence[StageResult]) -> Table:
         d = r.data
         chosen = d.get("chosen") or {}
         view = _program_view(chosen) if chosen else {}
-        crit = (d.get("criterion") or {}).get("text")
-        accuracy = "-"
-        if chosen:
-            accuracy = f"accuracy {view['accuracy']}, lower bound {view['lcb']}" + (f"; {crit}" if crit else "")
+        accuracy = f"accuracy {view['accuracy']}, lower bound {view['lcb']}" if chosen else "-"
         exact = chosen.get("exact_time_per_call", d.get("exact_time_per_call"))
         table.add_row(
             r.region_id,
@@ -395,6 +392,9 @@ def _search_lines(result: StageResult) -> list[str]:
                      f"({search.get('spent_wall_s', 0):.0f} s wall clock); {search.get('stopped', '')}")
     for note in search.get("advice") or []:
         lines.append(f"{result.region_id}: more budget: {note}")
+    rule = (d.get("criterion") or {}).get("text")
+    if rule and d.get("chosen"):
+        lines.append(f"{result.region_id}: within tolerance means {rule}; the target is met by the 95% lower bound")
     warning = (d.get("criterion") or {}).get("warning")
     if warning:
         lines.append(f"{result.region_id}: warning: {warning}")

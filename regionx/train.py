@@ -578,7 +578,9 @@ def render_report_md(report: dict[str, Any]) -> str:
             acc_ok = row.get("accepted_accuracy")
             lines.append(
                 f"| {topo} {row['activation']} | {row['accept_rate']:.1%} | {row['accuracy']:.1%} | "
-                f"{'-' if acc_ok is None else f'{acc_ok:.1%}'} | {row['effective_accuracy']:.1%} | "
+                f"{'-' if acc_ok is None else f'{acc_ok:.1%}'} | {row['effective_accuracy']:.1%}"
+                + ("" if row.get("effective_accuracy_lcb") is None else f" (lower bound {row['effective_accuracy_lcb']:.2%})")
+                + " | "
                 f"{_fmt_us(row['accept_time_per_call'])} | {_fmt_us(row['accept_time_per_element'])} | "
                 f"{_fmt_us(row['effective_time_per_call'])} | {_fmt_us(row['effective_time_per_element'])} | "
                 f"{row['effective_speedup_call']:.2f}x | {row['effective_speedup_batch']:.2f}x | "
@@ -649,9 +651,13 @@ def _search_md(report: dict[str, Any]) -> list[str]:
             result = ""
             if e["stage"] == "measure":
                 lcb = e.get("accuracy_lcb")
-                result = f"test {e.get('accuracy', 0):.2%}" + ("" if lcb is None else f", lower bound {lcb:.2%}")
+                eff = e.get("effective_accuracy")
+                result = (f"test {e.get('accuracy', 0):.2%}" + ("" if eff is None else f", with accept {eff:.2%}")
+                          + ("" if lcb is None else f", lower bound {lcb:.2%}"))
             elif e["stage"] == "train":
-                result = f"{e.get('epochs')} epochs, refinement {e.get('refine_seconds', 0):.0f} s ({e.get('optimizer') or 'adam'})"
+                kept = e.get("optimizer") or "adam"
+                result = (f"{e.get('epochs')} epochs, refinement {e.get('refine_seconds', 0):.0f} s "
+                          + ("(did not beat Adam)" if kept == "adam" else f"({kept} kept)"))
             elif e["stage"] in ("extend", "grow"):
                 result = (f"{e.get('refine_seconds', 0):.0f} s more refinement on {e.get('rows')} rows: validation "
                           f"{_pct(e.get('val_accuracy_before'))} -> {_pct(e.get('val_accuracy_after'))}")
@@ -1410,7 +1416,7 @@ def _train_all(ctx: _Context, order: list[Candidate], epochs: int, batch_size: i
                       float(res["train_time"]), c.label, epochs=int(res["epochs"]), steps=int(res["steps"]))
         row, extra = _measure(ctx, res["layers"], res, os.path.join(work, f"topology_{k}"), ledger, c.label)
         ledger.charge("measure", MEASURE_SECONDS, time.perf_counter() - t0, c.label, accuracy=row.accuracy,
-                      accuracy_lcb=row.program_accuracy_lcb)
+                      effective_accuracy=row.effective_accuracy, accuracy_lcb=row.program_accuracy_lcb)
         c.status = "met target" if meets(row, ctx.target) else "missed target"
         trained.append(_Trained(c, res, row, extra))
     return trained
@@ -1458,7 +1464,7 @@ def _train_fastest_first(ctx: _Context, order: list[Candidate], max_epochs: int,
         t0 = time.perf_counter()
         row, extra = _measure(ctx, res["layers"], res, os.path.join(work, f"topology_{k}"), ledger, c.label)
         ledger.charge("measure", MEASURE_SECONDS, time.perf_counter() - t0, c.label, accuracy=row.accuracy,
-                      accuracy_lcb=row.program_accuracy_lcb)
+                      effective_accuracy=row.effective_accuracy, accuracy_lcb=row.program_accuracy_lcb)
         entry = _Trained(c, res, row, extra, doses=[{"stage": "train", "epochs": int(res["epochs"]),
                                                      "refine_seconds": first_refine, "nominal_s": spent,
                                                      **_dose_summary(res.get("refine") or {}, row)}])
@@ -1508,7 +1514,7 @@ def _train_fastest_first(ctx: _Context, order: list[Candidate], max_epochs: int,
             row, extra = _measure(ctx, entry.result["layers"], entry.result, os.path.join(work, f"topology_{k}_{_round}"),
                                   ledger, c.label)
             ledger.charge("measure", MEASURE_SECONDS, time.perf_counter() - t0, c.label, accuracy=row.accuracy,
-                          accuracy_lcb=row.program_accuracy_lcb)
+                          effective_accuracy=row.effective_accuracy, accuracy_lcb=row.program_accuracy_lcb)
             entry.row, entry.extra = row, extra
             entry.doses.append({"stage": stage, "refine_seconds": seconds, "nominal_s": nominal,
                                 "rows": len(ctx.train_rows()[0]), **_dose_summary(summary, row)})

@@ -30,6 +30,9 @@ def test_compile_table_labels_every_figure_and_the_path() -> None:
     refused = StageResult("failed", "lj_pair", data={"samples": 12000, "exact_time_per_call": 1.2e-7,
                                                      "verdict": "refused before training"})
     text = _render(cli._compile_table([rewritten, refused]))
+    assert cli._search_lines(rewritten) == [
+        "newton: within tolerance means |pred - exact| <= 1e-05 + 0.01 x |exact|; the target is met by the 95% lower bound",
+        "newton: report out/newton/report.md"]
     assert "accuracy 100.0% (raw 66.6%), lower bound 99.86%" in text
     assert "per call 0.15x / batched loop 2.00x" in text
     assert "batched loop (line 71)" in text and "exact code (not rewritten)" in text
@@ -47,6 +50,7 @@ def test_search_lines_name_the_report_and_what_more_budget_buys() -> None:
         "criterion": {"warning": "12.0% of the outputs are smaller than the floor"}},
         artifacts={"report_md": "out/cubic/report.md"})
     lines = cli._search_lines(result)
+    assert not any("within tolerance means" in line for line in lines)  # nothing chosen: no rule to explain
     assert lines[0] == ("cubic: search trained 1 of 2 candidate(s) that can beat the exact code (3 timed), 149 s of a "
                         "150 s budget (160 s wall clock); budget spent")
     assert "cubic: more budget: about 40 s more of refinement would likely reach the target" in lines

@@ -277,3 +277,17 @@ def test_with_accept_a_later_candidate_that_can_still_win_is_trained(tmp_path, m
     status = {c["label"]: c["status"] for c in result.data["search"]["candidates"]}
     assert status["4 linear"] == status["8 linear"] == "met target"
     assert status["16 linear"].startswith("not needed (cannot beat 8 linear")
+
+
+def test_budget_setting_in_pyproject(tmp_path, monkeypatch) -> None:
+    from regionx import api
+    from regionx.config import load_config
+
+    monkeypatch.chdir(tmp_path)
+    assert api.default_budget() == T.DEFAULT_BUDGET  # no pyproject.toml here
+    (tmp_path / "pyproject.toml").write_text("[tool.regionx]\nbudget = 90\n")
+    assert load_config(str(tmp_path)).budget == 90.0 and api.default_budget() == 90.0
+    for bad in ("-5", "0", "'long'", "true"):
+        (tmp_path / "pyproject.toml").write_text(f"[tool.regionx]\nbudget = {bad}\n")
+        with pytest.raises(ValueError, match="budget must be a positive number of seconds"):
+            load_config(str(tmp_path))
