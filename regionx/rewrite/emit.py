@@ -250,10 +250,7 @@ def dispatcher(fn: cst.FunctionDef, names: Names, manifest: Manifest, nested: bo
             f'    """regionx dispatcher: one call runs {exact} (batched loops call the surrogate)."""\n'
             f"    return {exact}({forward_args(fn.params)})\n"
         )
-        (disp,) = parse_stmts(code)
-        assert isinstance(disp, cst.FunctionDef)
-        blank = (cst.EmptyLine(),) if nested else (cst.EmptyLine(), cst.EmptyLine())
-        return disp.with_changes(params=fn.params, returns=fn.returns, leading_lines=blank)
+        return _in_place_of(fn, code, nested)
     ins = ", ".join(v.name for v in manifest.inputs)
     predicted = f"{names.mod}.predict_one({ins})"
     if tuple_result:
@@ -274,6 +271,11 @@ def dispatcher(fn: cst.FunctionDef, names: Names, manifest: Manifest, nested: bo
         f"{hit}"
         f"    return {exact}({forward_args(fn.params)})\n"
     )
+    return _in_place_of(fn, code, nested)
+
+
+def _in_place_of(fn: cst.FunctionDef, code: str, nested: bool) -> cst.FunctionDef:
+    """The dispatcher parsed from `code`, with `fn`'s own signature and the blank lines its place wants."""
     (disp,) = parse_stmts(code)
     assert isinstance(disp, cst.FunctionDef)
     blank = (cst.EmptyLine(),) if nested else (cst.EmptyLine(), cst.EmptyLine())
