@@ -156,7 +156,7 @@ def run_region(name: str, path: str, cfg: dict[str, Any], seed: int, log: Any = 
                 elif variant == "minpack":
                     spec = R.NetSpec.of(layers)
                     theta0 = R.pack(layers)
-                    with R._single_threaded_blas():
+                    with R.single_threaded_blas():
                         theta, st = R.minpack_lm(theta0, spec, d["Xn"][tr], d["Yn"][tr], wtr,
                                                      deadline=time.perf_counter() + cfg["seconds"])
                     before = R.mse(theta0, spec, d["Xn"][va], d["Yn"][va], wva)

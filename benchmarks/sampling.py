@@ -63,7 +63,7 @@ QUICK: dict[str, Any] = {"quick": True, "throughput_rows": 64, "repeats": 1, "la
 # Run in each Dask worker (client.run(exec, ...)): every chunk gets a new child interpreter, killed
 # afterwards — how a Dask worker ran chunks before the child was kept across tasks (the "before" row).
 _ONE_SHOT = """
-import regionx.sample as S
+import regionx.sampling.workers as S
 S._rx_kept = getattr(S, "_rx_kept", S._run_chunk_subprocess)
 
 def _rx_one_shot(chunk):
@@ -77,7 +77,7 @@ def _rx_one_shot(chunk):
 S._run_chunk_subprocess = _rx_one_shot
 """
 _KEPT = """
-import regionx.sample as S
+import regionx.sampling.workers as S
 S._run_chunk_subprocess = getattr(S, "_rx_kept", S._run_chunk_subprocess)
 """
 
@@ -109,7 +109,8 @@ def throughput(cfg: dict[str, Any]) -> dict[str, Any]:
     import multiprocessing
 
     from regionx.extract import extract_region
-    from regionx.sample import RECHECK_ROWS, _harness, draw_inputs, run_rows
+    from regionx.sample import RECHECK_ROWS, draw_inputs, run_rows
+    from regionx.sampling.workers import _harness
 
     text, region = C.load_region(PROJECTILE, REGION)
     harness = extract_region(text, PROJECTILE, region).data["harness"]
@@ -207,7 +208,7 @@ def throughput(cfg: dict[str, Any]) -> dict[str, Any]:
 
 def _bare_slice(task: tuple[str, tuple[str, ...], list[tuple[Any, ...]]]) -> int:
     """Call the harness's region on each row of a slice (a pool task of the ceiling rows)."""
-    from regionx.sample import _harness
+    from regionx.sampling.workers import _harness
 
     source, sys_path, rows = task
     region = _harness(source, sys_path).region

@@ -2,7 +2,7 @@
 Python call per row.
 
 A region's pragma may carry ``accept="<predicate over inputs and outputs>"``; at run time a
-surrogate answer that fails it is replaced by the exact code's (DESIGN.md). A function's return
+surrogate answer that fails it is replaced by the exact code's (docs/design.md, "Pragma grammar"). A function's return
 value is spelled ``result`` (``return`` is accepted too and respelled). The hoisted batch path and
 the trainer/checker evaluate the predicate on thousands of rows at once, so `vectorize` translates
 the expression into an equivalent elementwise numpy expression:

@@ -119,9 +119,9 @@ def default_out_dir() -> str:
 
 def default_design() -> str:
     """The design of random inputs used when none is given: `[tool.regionx] design`, else
-    regionx.sample.DEFAULT_DESIGN (chosen by benchmarks/results/sampling.md)."""
+    regionx.sampling.draw.DEFAULT_DESIGN (chosen by benchmarks/results/sampling.md)."""
     from regionx.config import load_config
-    from regionx.sample import DEFAULT_DESIGN
+    from regionx.sampling.draw import DEFAULT_DESIGN
 
     return load_config(os.getcwd()).design or DEFAULT_DESIGN
 
@@ -169,7 +169,7 @@ def sample(path: str, selector: str, *, n: int | None = None, seed: int | None =
 
 def sample_info(data_path: str) -> StageResult:
     """`regionx sample --info`: summarise a dataset."""
-    from regionx.sample import dataset_info
+    from regionx.sampling.datasets import dataset_info
 
     try:
         info = dataset_info(data_path)
@@ -197,7 +197,7 @@ RETIME_ROWS = 300
 @contextlib.contextmanager
 def exact_timer_for(dataset: Dataset, text: str | None = None, path: str | None = None,
                     region: Region | None = None) -> Iterator[Callable[[], float] | None]:
-    """A timer of the exact region behind `dataset` (regionx.sample.exact_timer), for training to
+    """A timer of the exact region behind `dataset` (regionx.sampling.exact.exact_timer), for training to
     re-time the exact code beside each surrogate; None when it cannot be had: the source file is
     gone, or the region or what it depends on changed since sampling (regionx.extract.source_changes),
     or its code fails to load.
@@ -206,7 +206,7 @@ def exact_timer_for(dataset: Dataset, text: str | None = None, path: str | None 
     they are found from the dataset's source path and region id (`regionx train DATA.npz`).
     """
     from regionx.extract import source_changes
-    from regionx.sample import ExactLoadError, argument_rows, exact_harness, exact_timer
+    from regionx.sampling.exact import ExactLoadError, argument_rows, exact_harness, exact_timer
 
     meta = dataset.meta
     if text is None or path is None or region is None:
@@ -239,7 +239,7 @@ def train(data_path: str, *, out: str | None = None, topologies: str | None = No
           metric: str | None = None, target: float = 0.99, epochs: int = 200, seed: int = 0,
           executor: str | None = None, progress: ProgressFn | None = None, refine: str = "auto",
           budget: float | None = None, search: str = "fastest-first", rtol: float | None = None,
-          atol: float | None = None, events: Callable[..., None] | None = None) -> StageResult:
+          atol: float | None = None, events: Callable[..., None] | None = None, guard: str = "auto") -> StageResult:
     """`regionx train`: topology search on a dataset; writes the region's artifacts (`refine`: the
     optimizer after Adam, regionx.train.REFINE_METHODS; `budget`: seconds of search, default
     `default_budget`; `search`: "fastest-first" or "all", regionx.train.train_dataset; `events`:
@@ -269,7 +269,7 @@ def train(data_path: str, *, out: str | None = None, topologies: str | None = No
         with exact_timer_for(dataset) as timer:
             return train_dataset(dataset, out_dir, topologies=grid, tolerance=tolerance, metric=metric, rtol=rtol,
                                  atol=atol, target=target, epochs=epochs, seed=seed, executor=pool, progress=progress,
-                                 exact_timer=timer, refine=refine, search=search,
+                                 exact_timer=timer, refine=refine, search=search, guard=guard,
                                  budget=budget if budget is not None else default_budget(), events=events)
     finally:
         if pool is not None:
@@ -298,7 +298,7 @@ def compile_samples(text: str, path: str, region: Region, region_dir: str, *, n:
                     progress: Callable[[int, int], None] | None = None, rounds: int = 1,
                     fit: Any = None) -> tuple[StageResult, Dataset | None]:
     """compile's sampling step: the samples saved in `region_dir` by an earlier compile when they
-    still stand for the region (regionx.sample.reusable_dataset: same code and dependencies,
+    still stand for the region (regionx.sampling.datasets.reusable_dataset: same code and dependencies,
     domain, require=, count, seed and design), else new ones, saved there as ``data.npz``. With
     `rounds` > 1 they are taken in rounds, each placed where `fit`'s surrogate of the samples so
     far errs most (regionx.active; design ``<design>+active``).
@@ -306,7 +306,8 @@ def compile_samples(text: str, path: str, region: Region, region_dir: str, *, n:
     The result's data says which: ``samples_reused`` (bool), ``samples_file`` and, when it
     resampled although samples were saved, ``samples_resampled_because``.
     """
-    from regionx.sample import reusable_dataset, sample_region
+    from regionx.sample import sample_region
+    from regionx.sampling.datasets import reusable_dataset
 
     data_path = os.path.join(region_dir, "data.npz")
     why = "--resample"
@@ -378,7 +379,7 @@ def compile_file(path: str, selectors: Sequence[str] = (), *, out_dir: str | Non
                  tolerance: float | None = None, metric: str | None = None, executor: str = "local",
                  force: bool = False, progress: ProgressFn | None = None, refine: str = "auto",
                  design: str | None = None, resample: bool = False, rounds: int = 1, budget: float | None = None,
-                 events: Callable[..., None] | None = None) -> list[StageResult]:
+                 events: Callable[..., None] | None = None, guard: str = "auto") -> list[StageResult]:
     """`regionx compile`: extract -> sample -> train -> rewrite every annotated (or named) region of `path`.
 
     Writes ``out_dir/<region-name>/`` artifacts and ``out_dir/<file>.py`` (patched with every region
@@ -387,7 +388,8 @@ def compile_file(path: str, selectors: Sequence[str] = (), *, out_dir: str | Non
     changed, unless `resample` (`compile_samples`). `design` places random inputs (default:
     `default_design`); `rounds` > 1 takes them in active rounds (regionx.active; off by default:
     benchmarks/results/sampling.md). Each region's search (regionx.train.train_dataset, "fastest-first") gets
-    `budget` seconds (default `default_budget`) and reports to `events` (SearchEvent).
+    `budget` seconds (default `default_budget`) and reports to `events` (SearchEvent); `guard`
+    "auto" lets a network that misses the target alone get a learned guard (regionx.guard).
     """
     from regionx.fsutil import atomic_write_text
     from regionx.rewrite import rewrite_source, unsupported_shape
@@ -456,7 +458,7 @@ def compile_file(path: str, selectors: Sequence[str] = (), *, out_dir: str | Non
                 progress=train_step if events is None else None,  # the events show the epochs then
                 exact_timer=timer, refine=refine, search="fastest-first",
                 budget=budget if budget is not None else default_budget(), loop_extra_seconds=loop_extra,
-                keep_unprofitable=force,
+                keep_unprofitable=force, guard=guard,
                 grow=_grower(original, path, region, region_seed, design or default_design(), executor),
                 events=events)
         data = {**summary, **trained_result.data}

@@ -317,21 +317,34 @@ def _accept_text(region: Region, manifest: Manifest) -> str | None:
     return manifest.accept or None
 
 
-def _effective_accuracy(accept: str, region: Region, manifest: Manifest, X: np.ndarray, pred: np.ndarray,
-                        Y: np.ndarray, criterion: "Criterion") -> tuple[float, float, int] | str:
-    """(effective accuracy, accept rate, good rows): a row is good when accept rejects it (the exact
-    code answers) or accepts it and it is within tolerance. A string says why the predicate could
-    not be evaluated."""
+def _guards_text(region: Region, manifest: Manifest, long: bool = False) -> str:
+    """What refuses the network's answers at run time: the accept predicate, the learned guard or both."""
+    parts = [("the accept predicate" if long else "accept")] if _accept_text(region, manifest) else []
+    if manifest.topology.guard is not None:
+        parts.append("the learned guard" if long else "learned guard")
+    return (" and " if long else " + ").join(parts) or "accept"
+
+
+def _effective_accuracy(accept: str | None, guard_rows: np.ndarray | None, region: Region, manifest: Manifest,
+                        X: np.ndarray, pred: np.ndarray, Y: np.ndarray,
+                        criterion: "Criterion") -> tuple[float, float, int] | str:
+    """(program accuracy, share answered by the network, good rows): a row is good when the exact
+    code answers it — the accept predicate or the learned guard (`guard_rows`: the rows it lets the
+    network answer) refuses the network's answer — or the network answers it within tolerance. A
+    string says why the predicate could not be evaluated."""
     from regionx.train import accept_mask
 
-    try:
-        mask, _vec = accept_mask(accept, X, pred, manifest.inputs, manifest.outputs, region.kind == "function")
-    except Exception as exc:  # the user's predicate: report, never crash the check
-        return f"cannot evaluate accept={accept!r}: {type(exc).__name__}: {exc}"
+    used = np.ones(len(Y), dtype=bool) if guard_rows is None else np.asarray(guard_rows, dtype=bool).reshape(-1)
+    if accept:
+        try:
+            mask, _vec = accept_mask(accept, X, pred, manifest.inputs, manifest.outputs, region.kind == "function")
+        except Exception as exc:  # the user's predicate: report, never crash the check
+            return f"cannot evaluate accept={accept!r}: {type(exc).__name__}: {exc}"
+        used = used & mask
     good = criterion.within(pred, Y)
-    n = max(1, len(mask))
-    k = int(np.count_nonzero(~mask | good))
-    return float(k) / n, float(np.count_nonzero(mask)) / n, k
+    n = max(1, len(used))
+    k = int(np.count_nonzero(~used | good))
+    return float(k) / n, float(np.count_nonzero(used)) / n, k
 
 
 def measure_accuracy(text: str, path: str, region: Region, manifest: Manifest, region_dir: str, *, n: int,
@@ -342,8 +355,9 @@ def measure_accuracy(text: str, path: str, region: Region, manifest: Manifest, r
     Judged by `criterion` (default: the manifest's, `manifest_criterion`; `tolerance` + `metric`
     give the old shorthand instead). Returns a dict: accuracy, its one-sided 95% lower confidence
     bound (accuracy_lcb) and max_error of the module's predictions on the counted rows (with an
-    accept predicate, accuracy is the effective one — rows it rejects run the exact code and count
-    as good — and raw_accuracy / accept_rate say what the network alone does and how much is accepted),
+    accept predicate or a learned guard, accuracy is the program's — rows they refuse run the exact
+    code and count as good — and raw_accuracy / accept_rate say what the network alone does and how
+    much of it is used),
     weights_accuracy (the same for the network stored in weights.npz), samples (counted rows),
     outside (rows outside the trained box), dropped (rows where the exact code failed), and
     problem (why it could not be measured, else None).
@@ -400,9 +414,11 @@ def measure_accuracy(text: str, path: str, region: Region, manifest: Manifest, r
     result["accuracy_lcb"] = metrics["accuracy_lcb"]
     result["max_error"] = metrics["max_error"]
     accept = _accept_text(region, manifest)
-    if accept:
-        # the program answers rejected rows with the exact code: judge the program, not the bare network
-        effective = _effective_accuracy(accept, region, manifest, X_in, pred, Y, criterion)
+    learned = getattr(module, "guard", None)  # the learned guard (regionx.guard), when the network has one
+    guard_rows = None if learned is None else np.asarray(learned(X_in), dtype=bool).reshape(-1)
+    if accept or guard_rows is not None:
+        # the program answers refused rows with the exact code: judge the program, not the bare network
+        effective = _effective_accuracy(accept, guard_rows, region, manifest, X_in, pred, Y, criterion)
         if isinstance(effective, str):
             result["problem"] = effective
             return result
@@ -417,8 +433,8 @@ def measure_accuracy(text: str, path: str, region: Region, manifest: Manifest, r
             wpred = np.asarray(weights_fn(X_in)).reshape(Y.shape)
             wm = error_metrics(wpred, Y, criterion)
             result["weights_accuracy"] = wm["accuracy"]
-            if accept:
-                weff = _effective_accuracy(accept, region, manifest, X_in, wpred, Y, criterion)
+            if accept or guard_rows is not None:
+                weff = _effective_accuracy(accept, guard_rows, region, manifest, X_in, wpred, Y, criterion)
                 result["weights_accuracy"] = weff[0] if not isinstance(weff, str) else 0.0
     except Exception as exc:
         result["problem"] = f"{WEIGHTS} is unreadable: {type(exc).__name__}: {exc}"
@@ -465,8 +481,9 @@ def check_region(text: str, path: str, shown: str, region: Region, config: Confi
     elif m["accuracy"] < target:
         findings.append(make("RX603", shown, region.start_line, region.col, region=region.id,
                              detail=(f"{m['accuracy']:.1%} of {where} within tolerance {tolerance:g} ({metric})"
-                                     + (f" counting the accept predicate's rejections (which run the exact code; "
-                                        f"{m['accept_rate']:.1%} accepted)" if m.get("accept_rate") is not None else "")
+                                     + (f" counting as good the answers refused by {_guards_text(region, manifest, True)} "
+                                        f"(the exact code's; the network answers {m['accept_rate']:.1%})"
+                                        if m.get("accept_rate") is not None else "")
                                      + f", target {target:.1%}; max error {m['max_error']:.3g}")))
     elif m["weights_accuracy"] is not None and m["weights_accuracy"] < target:
         findings.append(make("RX603", shown, region.start_line, region.col, region=region.id,
@@ -474,8 +491,8 @@ def check_region(text: str, path: str, shown: str, region: Region, config: Confi
                                      f"of {where} within tolerance {tolerance:g} ({metric}), target {target:.1%}")))
     note = f"{m['outside']} outside the box" if m["outside"] else ""
     if m.get("accept_rate") is not None:
-        extra = (f"accept: {m['accept_rate']:.1%} accepted, network alone {m['raw_accuracy']:.1%}, "
-                 f"with the exact fallback {m['accuracy']:.1%}")
+        extra = (f"{_guards_text(region, manifest)}: network answers {m['accept_rate']:.1%}, network alone "
+                 f"{m['raw_accuracy']:.1%}, with the exact fallback {m['accuracy']:.1%}")
         note = f"{note}; {extra}" if note else extra
     return replace(row, status="failed" if findings else "ok", findings=tuple(findings), note=note), manifest
 

@@ -1,8 +1,8 @@
 """The `regionx` command line: the only module that prints or picks exit codes.
 
-Exit statuses (DESIGN.md; EXIT_STATUSES below, shown by ``regionx --help`` and in the README):
-0 success; 1 findings; 2 usage or input error; 3 internal error; 130 interrupted. Messages are
-``path:line:col: RXnnn text``.
+Exit statuses (docs/design.md, "Exit statuses and messages"; EXIT_STATUSES below, shown by
+``regionx --help`` and in the README): 0 success; 1 findings; 2 usage or input error; 3 internal
+error; 130 interrupted. Messages are ``path:line:col: RXnnn text``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from rich.table import Table
 
 from regionx import __version__, api
 from regionx.diagnostics import Diagnostic, exit_status
-from regionx.sample import DEFAULT_DESIGN, DESIGNS
+from regionx.sampling.draw import DEFAULT_DESIGN, DESIGNS
 from regionx.types import FileAnalysis, StageResult
 
 # Piped output (CI logs, tests) gets a wide table instead of rich's 80-column default.
@@ -99,7 +99,7 @@ class _Display:
         key = f"search {ev.region}"
         stage = {"timing": "timing", "adam": "Adam", "refine": f"refining ({ev.detail})",
                  "extend": f"refining longer ({ev.detail})", "grow": f"sampling more ({ev.detail})",
-                 "measure": "measuring", "met": f"met the target ({ev.detail})", "refused": "refused: no network can be faster",
+                 "measure": "measuring", "guard": "learning a guard", "met": f"met the target ({ev.detail})", "refused": "refused: no network can be faster",
                  "done": f"done: {ev.detail}"}.get(ev.stage, ev.stage)
         what = f"{ev.region} · {ev.candidate} · {stage}" if ev.candidate else f"{ev.region} · {stage}"
         left = "" if ev.budget_left is None else f"budget {ev.budget_left:.0f}/{ev.budget:.0f} s left"
@@ -171,7 +171,7 @@ def _first_columns(path: str) -> dict[int, int]:
 
 @cli.command()
 @click.argument("files", nargs=-1, required=True)
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document (DESIGN.md schema).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document (schema: docs/design.md).")
 @click.option("--profile", "profile_cmd", metavar="CMD", help='Fill time_share from one run of CMD, e.g. "python app.py".')
 def analyze(files: tuple[str, ...], as_json: bool, profile_cmd: str | None) -> None:
     """Find candidate regions and their inputs, outputs and replaceability."""
@@ -292,15 +292,18 @@ def _topology_table(rows: Sequence[dict[str, Any]], title: str) -> Table:
               help="Train every topology (no a-priori timing, no budget) instead of the fastest first.")
 @click.option("--rtol", type=click.FloatRange(min=0), default=None, help="Relative tolerance (numpy.isclose's rtol).")
 @click.option("--atol", type=click.FloatRange(min=0), default=None, help="Absolute tolerance (numpy.isclose's atol).")
+@click.option("--guard", type=click.Choice(["auto", "off"]), default="auto", show_default=True,
+              help="A network that misses the target alone may get a learned guard that sends the inputs it "
+                   "would get wrong to the exact code (auto), or never (off).")
 def train(data: str, out: str | None, topologies: str | None, tolerance: float | None, metric: str | None,
           target: float, epochs: int, seed: int, executor: str | None, refine: str, budget: float | None,
-          train_all: bool, rtol: float | None, atol: float | None) -> None:
+          train_all: bool, rtol: float | None, atol: float | None, guard: str) -> None:
     """Time the topologies, then train the fastest first until one meets the tolerance."""
     with _progress("training") as display:
         result = api.train(data, out=out, topologies=topologies, tolerance=tolerance, metric=metric, target=target,
                            epochs=epochs, seed=seed, executor=executor, progress=display, refine=refine,
                            budget=budget, search="all" if train_all else "fastest-first", rtol=rtol, atol=atol,
-                           events=display.event)
+                           events=display.event, guard=guard)
     rows = result.data.get("rows", [])
     if rows:
         console.print(_topology_table(rows, f"topologies for {result.region_id}"))
@@ -426,16 +429,19 @@ def _search_lines(result: StageResult) -> list[str]:
                    "most (for regions of seconds per call; each round trains a network).")
 @click.option("--budget", type=click.FloatRange(min=0, min_open=True), default=None, metavar="SECONDS",
               help=BUDGET_HELP)
+@click.option("--guard", type=click.Choice(["auto", "off"]), default="auto", show_default=True,
+              help="A network that misses the target alone may get a learned guard that sends the inputs it "
+                   "would get wrong to the exact code (auto), or never (off).")
 def compile_(file: str, selectors: tuple[str, ...], out_dir: str | None, as_json: bool, samples: int | None, seed: int,
              epochs: int | None, topologies: str | None, target: float, tolerance: float | None, metric: str | None,
              executor: str, force: bool, refine: str, design: str | None, resample: bool, rounds: int,
-             budget: float | None) -> None:
+             budget: float | None, guard: str) -> None:
     """Extract, sample, train and rewrite every annotated region of FILE."""
     with _progress("compiling", enabled=not as_json) as display:
         results = api.compile_file(file, selectors, out_dir=out_dir, samples=samples, seed=seed, epochs=epochs,
                                    topologies=topologies, target=target, tolerance=tolerance, metric=metric,
                                    executor=executor, force=force, progress=display, refine=refine, design=design,
-                                   resample=resample, rounds=rounds, budget=budget, events=display.event)
+                                   resample=resample, rounds=rounds, budget=budget, events=display.event, guard=guard)
     if as_json:
         click.echo(json.dumps({"version": 1, "file": file, "regions": [
             {"region": r.region_id, "status": r.status, **r.data, "artifacts": r.artifacts,

@@ -328,6 +328,7 @@ def generate_source(
     version: str = "",
     out_transform: tuple[str, float] | None = None,
     batch_dtype: str = "float64",
+    inline_weights: bool | None = None,
 ) -> str:
     """Python source of the surrogate module for already-folded `layers` (see `compile_model`).
 
@@ -336,7 +337,8 @@ def generate_source(
     is mapped back with y = s * sinh(t) (see `OUTPUT_TRANSFORMS`). `batch_dtype` "float32" runs
     predict()'s hidden layers in float32 (numpy's float32 tanh is vectorised and several times
     faster than float64's); predict_one is always float64. When the scalar path is used the weights are also emitted as literals, so the module does not read
-    weights.npz; otherwise it loads weights.npz from its own directory.
+    weights.npz; otherwise it loads weights.npz from its own directory (`inline_weights` True:
+    literals whatever the path, as the learned guard's module has no weights file of its own).
     """
     d_in = sum(v.size for v in inputs)
     d_out = sum(v.size for v in outputs)
@@ -380,7 +382,7 @@ def generate_source(
     L.append("")
     L.append("_tanh = math.tanh")
     n_layers = len(layers)
-    if scalar_path:
+    if scalar_path or inline_weights:
         for i, (W, b, _a) in enumerate(layers):
             L.append(f"_W{i} = np.array({_array_literal(W)}, dtype=np.float64).reshape({W.shape[0]}, {W.shape[1]})")
             L.append(f"_B{i} = np.array({_array_literal(b)}, dtype=np.float64)")
@@ -529,6 +531,7 @@ def compile_model(
     scalar_path: bool | None = None,
     out_transform: tuple[str, float] | None = None,
     batch_dtype: str = "float64",
+    guard: tuple[Sequence[tuple[np.ndarray, np.ndarray, str]], float] | None = None,
 ) -> str:
     """Write ``surrogate_<region_name>.py`` and ``weights.npz`` into `out_dir`; return the module path.
 
@@ -536,8 +539,10 @@ def compile_model(
     them); the normalisation ``x_n = (x - x_mean) / x_scale`` and ``y = y_n * y_scale + y_mean``
     is folded into the first and last layers. `lower`/`upper` give the trained domain box per
     flattened input column. `out_transform` ("asinh", s): the network's (de-normalised) output is
-    asinh(y / s) and the module maps it back (see `generate_source`). Both files are written
-    atomically (weights first).
+    asinh(y / s) and the module maps it back (see `generate_source`). `guard` = (layers taking
+    raw inputs, threshold): the learned guard (regionx.guard), written as ``guard_<name>.py`` and
+    exposed by the surrogate module as ``guard(X)`` / ``guard_one(...)`` (`guard_lines`). Every
+    file is written atomically (weights first, the surrogate module last).
     """
     from regionx import __version__
 
@@ -559,6 +564,11 @@ def compile_model(
         arrays["out_shift"] = np.asarray(out_shift, dtype=np.float64)
     if out_transform is not None:
         arrays["out_transform_scale"] = np.asarray(float(out_transform[1]), dtype=np.float64)
+    if guard is not None:
+        for i, (W, b, a) in enumerate(guard[0]):
+            arrays[f"guard_W{i}"], arrays[f"guard_b{i}"] = np.asarray(W), np.asarray(b)
+        arrays["guard_activations"] = np.array([a for _W, _b, a in guard[0]])
+        arrays["guard_threshold"] = np.asarray(float(guard[1]), dtype=np.float64)
     source = generate_source(
         folded, region_name=region_name, inputs=inputs, outputs=outputs,
         lower=[float(v) for v in np.asarray(lower, dtype=np.float64).ravel()],
@@ -566,6 +576,10 @@ def compile_model(
         out_scale=out_scale, out_shift=out_shift, scalar_path=scalar_path, version=__version__,
         out_transform=out_transform, batch_dtype=batch_dtype,
     )
+    if guard is not None:
+        source += _write_guard(out_dir, region_name, inputs, guard[0], float(guard[1]), __version__,
+                               [float(v) for v in np.asarray(lower, dtype=np.float64).ravel()],
+                               [float(v) for v in np.asarray(upper, dtype=np.float64).ravel()])
     compile(source, module_name(region_name), "exec")  # fail here, not at the user's import
     _atomic_savez(os.path.join(out_dir, "weights.npz"), arrays)
     path = os.path.join(out_dir, module_name(region_name))
@@ -592,14 +606,74 @@ def regenerate_module(artifact_dir: str, *, batch_dtype: str = "float32") -> str
         out_shift = data["out_shift"] if "out_shift" in data else None
         transform = ("asinh", float(data["out_transform_scale"])) if "out_transform_scale" in data else None
         lower, upper = data["lower"].tolist(), data["upper"].tolist()
+        guard = None
+        if "guard_threshold" in data:
+            gacts = [str(a) for a in data["guard_activations"]]
+            guard = ([(data[f"guard_W{i}"], data[f"guard_b{i}"], a) for i, a in enumerate(gacts)],
+                     float(data["guard_threshold"]))
     source = generate_source(layers, region_name=manifest.region_name, inputs=manifest.inputs,
                              outputs=manifest.outputs, lower=lower, upper=upper, out_scale=out_scale,
                              out_shift=out_shift, version=__version__, out_transform=transform,
                              batch_dtype=batch_dtype)
+    if guard is not None:
+        source += _write_guard(artifact_dir, manifest.region_name, manifest.inputs, guard[0], guard[1], __version__,
+                               lower, upper)
     path = os.path.join(artifact_dir, manifest.module)
     compile(source, path, "exec")
     atomic_write_text(path, source)
     return path
+
+
+def guard_module_name(region_name: str) -> str:
+    """File name of the learned guard's module beside ``surrogate_<name>.py``."""
+    return "guard_" + module_name(region_name)[len("surrogate_"):]
+
+
+def _write_guard(out_dir: str, region_name: str, inputs: Sequence[VarSpec],
+                 layers: Sequence[tuple[np.ndarray, np.ndarray, str]], threshold: float, version: str,
+                 lower: Sequence[float], upper: Sequence[float]) -> str:
+    """Write the guard's score network as its own module (weights inline, float64 batch path, so it
+    scores exactly as calibration did) and return the surrogate module's guard section."""
+    name = guard_module_name(region_name)
+    source = generate_source(list(layers), region_name=f"{region_name} (learned guard)", inputs=inputs,
+                             outputs=(VarSpec("score", ()),), lower=lower, upper=upper,
+                             version=version, batch_dtype="float64", inline_weights=True)
+    compile(source, name, "exec")
+    atomic_write_text(os.path.join(out_dir, name), source)
+    return "\n".join(guard_lines(name, threshold, _param_names(inputs))) + "\n"
+
+
+def guard_lines(guard_file: str, threshold: float, params: Sequence[str]) -> list[str]:
+    """The surrogate module's guard section: load ``guard_<name>.py`` from the module's directory;
+    guard(X) / guard_one(...) are True where the network's answer may be used (score <= threshold)."""
+    sig = ", ".join(params)
+    return [
+        "",
+        "",
+        f"GUARD_THRESHOLD = {_lit(threshold)}  # learned guard (regionx.guard): predicted log10 error ratio",
+        "",
+        "",
+        "def _load_guard():",
+        "    import importlib.util",
+        f"    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), {guard_file!r})",
+        f"    spec = importlib.util.spec_from_file_location('_regionx_' + REGION.replace('.', '_') + '_guard', path)",
+        "    module = importlib.util.module_from_spec(spec)",
+        "    spec.loader.exec_module(module)",
+        "    return module",
+        "",
+        "",
+        "_GUARD = _load_guard()",
+        "",
+        "",
+        "def guard(X):",
+        '    """(n, d_in) -> (n,) bool: rows whose predicted error lets the network answer."""',
+        "    return _GUARD.predict(X)[:, 0] <= GUARD_THRESHOLD",
+        "",
+        "",
+        f"def guard_one({sig}):",
+        '    """True when the learned guard lets the network answer this call."""',
+        f"    return _GUARD.predict_one({sig}) <= GUARD_THRESHOLD",
+    ]
 
 
 _import_counter = 0

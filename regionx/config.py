@@ -22,7 +22,7 @@ class Config:
     tolerance: float | None = None
     target: float | None = None  # None: each manifest's own target (DEFAULT_TARGET when trained with defaults)
     patched: dict[str, str] = field(default_factory=dict)  # source file -> patched file to keep in sync
-    design: str | None = None  # placement of random inputs (regionx.sample.DESIGNS); None: DEFAULT_DESIGN
+    design: str | None = None  # placement of random inputs (regionx.sampling.draw.DESIGNS); None: DEFAULT_DESIGN
     budget: float | None = None  # seconds of surrogate search per region; None: regionx.train.DEFAULT_BUDGET
 
 
@@ -74,8 +74,8 @@ def load_config(start: str) -> Config:
 
 
 def _design(value: Any) -> str:
-    """A `design` setting checked against regionx.sample.DESIGNS (ValueError otherwise)."""
-    from regionx.sample import DESIGNS
+    """A `design` setting checked against regionx.sampling.draw.DESIGNS (ValueError otherwise)."""
+    from regionx.sampling.draw import DESIGNS
 
     if value not in DESIGNS:
         raise ValueError(f"design must be one of {', '.join(DESIGNS)}, not {value!r}")

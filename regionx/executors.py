@@ -1,7 +1,7 @@
 """Where samples run: ``local[:K]`` worker processes or a Dask cluster, behind one Executor API.
 
-`make_executor` returns a plain concurrent.futures.Executor for either, so regionx.sample has
-one code path: submit chunks of samples as tasks, collect the results.
+`make_executor` returns a plain concurrent.futures.Executor for either, so
+regionx.sampling.workers has one code path: submit chunks of samples as tasks, collect the results.
 
 - ``local`` / ``local:K``: a ProcessPoolExecutor with K workers (default: os.cpu_count()),
   forked while the process has one thread, else started by a fork server (forking a process
@@ -90,7 +90,7 @@ def _context() -> multiprocessing.context.BaseContext:
     if "forkserver" in methods:
         ctx = multiprocessing.get_context("forkserver")
         # Workers fork from a server that has already imported the sampler (and numpy).
-        ctx.set_forkserver_preload(["regionx.sample"])
+        ctx.set_forkserver_preload(["regionx.sampling.workers"])
         return ctx
     return multiprocessing.get_context("spawn")
 

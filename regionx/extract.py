@@ -4,7 +4,7 @@ The harness holds, in source order, every module-level statement of the region's
 region needs — imports, constants, helper functions and classes — followed transitively through
 the module's name-dependency graph (networkx), then ``def region(<inputs>)`` returning the
 region's outputs as a tuple in interface order, the constants ``INPUTS``, ``OUTPUTS``, ``DOMAIN``
-and ``REQUIRE``, and the portable sampler/runner of regionx.sample, so that::
+and ``REQUIRE``, and the portable sampler/runner (regionx.sampling.harness), so that::
 
     python harness.py --samples 1000 --seed 1 --out data.npz
 
@@ -42,7 +42,8 @@ from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 
 from regionx import __version__
 from regionx import diagnostics as dx
-from regionx.sample import exec_module, portable_source
+from regionx.closure import Closure, closure_changes, closure_sha256
+from regionx.sampling.harness import exec_module, portable_source
 from regionx.types import DEFAULT_METRIC, DEFAULT_TOLERANCE, Dependency, Region, StageResult
 
 # Names the harness itself defines at module level: a source module binding one of them cannot
@@ -408,35 +409,7 @@ def extract_region(text: str, path: str, region: Region) -> StageResult:
     return StageResult(status="ok", region_id=region.id, data=data)
 
 
-# -- the dependency closure, hashed (staleness beyond the region's own lines) ---------------------
-
-# How a dependency is named in messages, by kind.
-_KIND_WORDS = {"constant": "module constant", "variable": "module variable", "function": "helper function",
-               "class": "class", "import": "import of", "update": "in-place update of", "statement": "module statement"}
-# At most this many changed dependencies are named in one message.
-_MAX_NAMED = 5
-
-
-@dataclass(frozen=True)
-class Closure:
-    """The module-level statements a region depends on (what its harness copies), hashed.
-
-    `sha256` is "" and `problem` says why when the closure cannot be collected (the region no
-    longer extracts, e.g. a name it reads is gone).
-    """
-
-    sha256: str
-    dependencies: tuple[Dependency, ...] = ()
-    problem: str | None = None
-
-    def to_json(self) -> dict[str, object]:
-        return {"sha256": self.sha256, "dependencies": [d.to_json() for d in self.dependencies]}
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, object]) -> "Closure":
-        deps = data.get("dependencies") or ()
-        assert isinstance(deps, (list, tuple))
-        return cls(sha256=str(data.get("sha256", "")), dependencies=tuple(Dependency.from_json(d) for d in deps))
+# -- the dependency closure, hashed (staleness beyond the region's own lines; regionx.closure) ------
 
 
 def _dependency(s: _Stmt) -> Dependency:
@@ -465,24 +438,6 @@ def _dependency(s: _Stmt) -> Dependency:
     first = next((line.strip() for line in s.code.splitlines() if line.strip() and not line.lstrip().startswith("#")), "")
     name = ", ".join(sorted(s.binds)) or ", ".join(sorted(s.touches)) or first[:60]
     return Dependency(name=name, kind=kind, sha256=digest)
-
-
-def _keyed(dependencies: Sequence[Dependency]) -> dict[str, Dependency]:
-    """Dependencies by name, a repeated name numbered (``X``, ``X#2``) in source order."""
-    out: dict[str, Dependency] = {}
-    for d in dependencies:
-        key, k = d.name, 1
-        while key in out:
-            k += 1
-            key = f"{d.name}#{k}"
-        out[key] = d
-    return out
-
-
-def closure_sha256(dependencies: Sequence[Dependency]) -> str:
-    """The one digest of a closure: independent of the statements' order in the file."""
-    entries = sorted(f"{key}\t{d.kind}\t{d.sha256}" for key, d in _keyed(dependencies).items())
-    return hashlib.sha256("\n".join(entries).encode("utf-8")).hexdigest()
 
 
 def _closure_of(stmts: Sequence[_Stmt], region: Region) -> Closure:
@@ -524,37 +479,13 @@ def source_changes(text: str, path: str, region: Region, source_sha256: str, clo
     return changes
 
 
-def describe_dependency(d: Dependency) -> str:
-    """``module constant ITERATIONS``, ``helper function step`` ..."""
-    return f"{_KIND_WORDS.get(d.kind, d.kind)} {d.name}"
-
-
-def closure_changes(recorded: Sequence[Dependency], current: Closure) -> list[str]:
-    """What changed between a recorded closure and the current one, one phrase each
-    (``module constant ITERATIONS changed``); empty when nothing itemisable changed."""
-    if current.problem is not None:
-        return [f"its dependencies cannot be collected any more ({current.problem})"]
-    old, new = _keyed(recorded), _keyed(current.dependencies)
-    changes = []
-    for key, d in new.items():
-        if key not in old:
-            changes.append(f"new dependency: {describe_dependency(d)}")
-        elif old[key].sha256 != d.sha256:
-            changes.append(f"{describe_dependency(d)} changed")
-    changes += [f"{describe_dependency(d)} is no longer a dependency" for key, d in old.items() if key not in new]
-    if len(changes) > _MAX_NAMED:
-        changes = changes[:_MAX_NAMED] + [f"{len(changes) - _MAX_NAMED} more"]
-    return changes
+# -- the harness, step by step ---------------------------------------------------------------
 
 
 def _build(text: str, path: str, region: Region, module: cst.Module) -> tuple[str, dict]:  # type: ignore[type-arg]
-    wrapper_meta = MetadataWrapper(module, unsafe_skip_copy=True)
-    positions = wrapper_meta.resolve(PositionProvider)
-    locator = _Locator(region)
-    wrapper_meta.visit(locator)
-    located = locator.result()
-    if located is None:
-        raise ExtractError(region.start_line, f"no {region.kind} found at lines {region.start_line}-{region.end_line} (source changed?)")
+    """The harness of `region` and the data `extract_region` returns with it; ExtractError when
+    the region cannot be extracted."""
+    located, positions = _locate(module, region)
     stmts = _module_statements(module, positions)
     tree = ast.parse(text)
     inputs = list(region.inputs)
@@ -562,16 +493,72 @@ def _build(text: str, path: str, region: Region, module: cst.Module) -> tuple[st
     for name in inputs:
         if not name.isidentifier():
             raise ExtractError(region.start_line, f"input {name!r} is not a plain variable name")
-
     module_level = not any(isinstance(p, cst.FunctionDef) for p in located.parents) and region.kind != "function"
     module_level = module_level and not located.parents
-    region_lines = (region.start_line, region.end_line)
+    names = _module_names(stmts, region, module_level)
+    if region.kind == "function":
+        wrapper = _function_wrapper(region, located, module, stmts, names, inputs, outputs)
+    else:
+        wrapper = _block_wrapper(located, positions, inputs, outputs)
+    roots = _wrapper_free_names(wrapper, region, located) | wrapper.extra_free
+    closure = _closure_indices(stmts, names, wrapper.special, roots, tree, region)
+    futures = [s for s in stmts if s.is_future]
+    body_stmts = [stmts[i] for i in closure if not stmts[i].is_future]
+    harness = _harness_text(text, path, region, futures, body_stmts, wrapper, inputs, outputs)
+    data = {
+        "region_id": region.id,
+        "kind": region.kind,
+        "inputs": inputs,
+        "outputs": outputs,
+        "dependencies": [{"line": s.start, "binds": sorted(s.binds)} for s in futures + body_stmts],
+        "dropped_decorators": wrapper.dropped_decorators,
+        "closure": _closure_of(body_stmts, region).to_json(),
+    }
+    return harness, data
 
+
+def _locate(module: cst.Module, region: Region) -> tuple[_Located, Mapping[cst.CSTNode, CodeRange]]:
+    """Where the region is in `module`, and the positions of the module's nodes."""
+    wrapper_meta = MetadataWrapper(module, unsafe_skip_copy=True)
+    positions = wrapper_meta.resolve(PositionProvider)
+    locator = _Locator(region)
+    wrapper_meta.visit(locator)
+    located = locator.result()
+    if located is None:
+        raise ExtractError(region.start_line, f"no {region.kind} found at lines {region.start_line}-{region.end_line} (source changed?)")
+    return located, positions
+
+
+@dataclass
+class _ModuleNames:
+    """Which module-level statements bind, or change in place, each name."""
+
+    binders: dict[str, list[int]]
+    touchers: dict[str, list[int]]
+    stars: list[int]  # ``from m import *`` statements: any unknown name may come from them
+    variables: set[str]  # names bound by a statement other than an import
+
+    def resolve(self, name: str, before: int | None) -> list[int] | None:
+        """The statements `name` needs (its binders before statement `before`, if any, and for a
+        variable the statements that change it in place); [] for a builtin; None if unresolvable."""
+        idx = self.binders.get(name)
+        if idx:
+            chosen = [i for i in idx if before is None or i < before] or idx
+            extra = self.touchers.get(name, []) if name in self.variables else []
+            return chosen + [i for i in extra if i not in chosen]
+        if name in BUILTINS or name in MODULE_DUNDERS:
+            return []
+        if self.stars:
+            return self.stars
+        return None
+
+
+def _module_names(stmts: Sequence[_Stmt], region: Region, module_level: bool) -> _ModuleNames:
+    """The binders of every module-level name. The __main__ guard only runs as a script, and a
+    module-level loop/block region is not its own dependency: neither binds anything here."""
     def overlaps(s: _Stmt) -> bool:
-        return not (s.end < region_lines[0] or s.start > region_lines[1])
+        return not (s.end < region.start_line or s.start > region.end_line)
 
-    # Binders: which module-level statements bind each name (the __main__ guard only runs as a script;
-    # a module-level loop/block region is not its own dependency).
     binders: dict[str, list[int]] = {}
     touchers: dict[str, list[int]] = {}
     for s in stmts:
@@ -583,133 +570,147 @@ def _build(text: str, path: str, region: Region, module: cst.Module) -> tuple[st
             touchers.setdefault(name, []).append(s.index)
     stars = [s.index for s in stmts if s.is_star and not s.is_main_guard]
     variables = {name for name, idx in binders.items() if any(not stmts[i].is_import for i in idx)}
+    return _ModuleNames(binders, touchers, stars, variables)
 
-    def resolve(name: str, before: int | None) -> list[int] | None:
-        idx = binders.get(name)
-        if idx:
-            chosen = [i for i in idx if before is None or i < before] or idx
-            extra = touchers.get(name, []) if name in variables else []
-            return chosen + [i for i in extra if i not in chosen]
-        if name in BUILTINS or name in MODULE_DUNDERS:
-            return []
-        if stars:
-            return stars
-        return None
 
-    # The region's own code and the `region` wrapper.
-    dropped_decorators: list[str] = []
-    special: dict[str, list[int]] = {}
-    extra_code = ""
-    extra_free: set[str] = set()
-    exact = "region"
-    if region.kind == "function":
-        func = located.nodes[0]
-        assert isinstance(func, cst.FunctionDef)
-        fname = func.name.value
-        parents = located.parents
-        in_function = any(isinstance(p, cst.FunctionDef) for p in parents)
-        skip_first = False
-        # Decorators that do not resolve at module level are dropped (e.g. kernprof's @profile).
-        kept = []
-        for decorator in func.decorators:
-            code = module.code_for_node(decorator.decorator)
-            try:
-                _b, now, _l = _symbols(f"({code})\n")
-            except SyntaxError:
-                now = set()
-            if all(resolve(n, None) is not None for n in now):
-                kept.append(decorator)
-            else:
-                dropped_decorators.append(code)
-        if in_function:
-            if any(isinstance(p, cst.ClassDef) for p in parents):
-                raise ExtractError(region.start_line, f"{region.qualname} is a method of a class defined inside a function")
-            node = func.with_changes(decorators=kept, leading_lines=())
-            extra_code = cst.Module(body=[node]).code
-            try:
-                _b, _now, extra_free = _symbols(extra_code)
-            except SyntaxError as exc:
-                raise ExtractError(region.start_line, f"cannot copy the nested function: {exc.msg}") from None
-            extra_free = set(_now) | set(extra_free)
-            extra_free.discard(fname)
-            # The nested function is re-defined at module level; its own name must not clash.
-            if fname in binders:
-                raise ExtractError(region.start_line, f"nested function {fname!r} has the name of a module-level object")
-            target = fname
-        elif parents:
-            if len(parents) != 1 or not isinstance(parents[0], cst.ClassDef):
-                raise ExtractError(region.start_line, f"cannot reach {region.qualname} from module level")
-            cls = parents[0].name.value
-            target = f"{cls}.{fname}"
-            deco = _decorator_names(func)
-            skip_first = "classmethod" in deco
+@dataclass
+class _Wrapper:
+    """The harness's ``def region(<inputs>)`` and what it brings along."""
+
+    code: str = ""
+    exact: str = "region"  # the callable whose cost a surrogate call replaces (timed by the sampler)
+    extra_code: str = ""  # a nested function region, copied out to module level
+    extra_free: set[str] = field(default_factory=set)  # the names extra_code reads
+    special: dict[str, list[int]] = field(default_factory=dict)  # a name `region` reads -> the statements it means
+    dropped_decorators: list[str] = field(default_factory=list)
+
+
+def _function_wrapper(region: Region, located: _Located, module: cst.Module, stmts: list[_Stmt],
+                      names: _ModuleNames, inputs: list[str], outputs: list[str]) -> _Wrapper:
+    """``region`` calling a function region: ``def region(a, b): return (f(a, b),)``."""
+    func = located.nodes[0]
+    assert isinstance(func, cst.FunctionDef)
+    wrapper = _Wrapper()
+    # Decorators that do not resolve at module level are dropped (e.g. kernprof's @profile).
+    kept = []
+    for decorator in func.decorators:
+        code = module.code_for_node(decorator.decorator)
+        try:
+            _b, now, _l = _symbols(f"({code})\n")
+        except SyntaxError:
+            now = set()
+        if all(names.resolve(n, None) is not None for n in now):
+            kept.append(decorator)
         else:
-            target = fname
-            index = next((s.index for s in stmts if s.node is func), None)
-            if index is None:
-                raise ExtractError(region.start_line, f"cannot find the definition of {fname}")
-            special[fname] = [index]
-            if dropped_decorators:
-                new_node = func.with_changes(decorators=kept)
-                stmt = stmts[index]
-                stmt.code = module.code_for_node(new_node)
-                binds, now, later = _symbols(stmt.code)
-                stmt.binds, stmt.uses_now, stmt.uses_later = frozenset(binds), frozenset(now), frozenset(later)
-        call_args, plain = _call_arguments(func, inputs, skip_first)
-        params = [p.name.value for p in list(func.params.posonly_params) + list(func.params.params)]
-        params += [p.name.value for p in func.params.kwonly_params]
-        for extra in (func.params.star_arg, func.params.star_kwarg):
-            if isinstance(extra, cst.Param):
-                params.append(extra.name.value)
-        for output in outputs:
-            if output != "return" and output not in params:
-                raise ExtractError(region.start_line, f"output {output!r} of a function region is neither 'return' nor a parameter")
-        call = f"{target}({', '.join(call_args)})"
-        if outputs == ["return"]:
-            body = f"    return ({call},)\n"
-        else:
-            results = ", ".join("_rx_result" if o == "return" else o for o in outputs)
-            body = f"    _rx_result = {call}\n    return ({results}{',' if len(outputs) == 1 else ''})\n"
-        wrapper = f"def region({', '.join(inputs)}):\n{body}"
-        if plain and outputs == ["return"]:
-            exact = target
+            wrapper.dropped_decorators.append(code)
+    target, skip_first = _call_target(region, func, located.parents, kept, module, stmts, names, wrapper)
+    call_args, plain = _call_arguments(func, inputs, skip_first)
+    params = [p.name.value for p in list(func.params.posonly_params) + list(func.params.params)]
+    params += [p.name.value for p in func.params.kwonly_params]
+    for extra in (func.params.star_arg, func.params.star_kwarg):
+        if isinstance(extra, cst.Param):
+            params.append(extra.name.value)
+    for output in outputs:
+        if output != "return" and output not in params:
+            raise ExtractError(region.start_line, f"output {output!r} of a function region is neither 'return' nor a parameter")
+    call = f"{target}({', '.join(call_args)})"
+    if outputs == ["return"]:
+        body = f"    return ({call},)\n"
     else:
-        nodes = list(located.nodes)
-        first = nodes[0]
-        nodes[0] = first.with_changes(leading_lines=())
-        region_code = cst.Module(body=nodes).code  # type: ignore[arg-type]  # statements of one body
-        escape = _escapes(region_code, positions[located.nodes[0]].start.line)
-        if escape is not None:
-            raise ExtractError(*escape)
-        ret = ", ".join(outputs)
-        template = cst.parse_module(
-            f"def region({', '.join(inputs)}):\n    pass\n    return ({ret}{',' if len(outputs) == 1 else ''})\n"
-        )
-        func_t = template.body[0]
-        assert isinstance(func_t, cst.FunctionDef) and isinstance(func_t.body, cst.IndentedBlock)
-        ret_stmt = func_t.body.body[1]
-        func_t = func_t.with_changes(body=func_t.body.with_changes(body=[*nodes, ret_stmt]))
-        wrapper = template.with_changes(body=[func_t]).code
+        results = ", ".join("_rx_result" if o == "return" else o for o in outputs)
+        body = f"    _rx_result = {call}\n    return ({results}{',' if len(outputs) == 1 else ''})\n"
+    wrapper.code = f"def region({', '.join(inputs)}):\n{body}"
+    if plain and outputs == ["return"]:
+        wrapper.exact = target
+    return wrapper
 
+
+def _call_target(region: Region, func: cst.FunctionDef, parents: Sequence[cst.CSTNode], kept: list[cst.Decorator],
+                 module: cst.Module, stmts: list[_Stmt], names: _ModuleNames, wrapper: _Wrapper) -> tuple[str, bool]:
+    """(what ``region`` calls, whether the first parameter is skipped): a module-level function by
+    name, a method as ``Class.method`` (a classmethod's ``cls`` skipped), a nested function by name
+    after copying it out to module level (`wrapper.extra_code`). A function keeps only its `kept`
+    decorators."""
+    fname = func.name.value
+    if any(isinstance(p, cst.FunctionDef) for p in parents):
+        if any(isinstance(p, cst.ClassDef) for p in parents):
+            raise ExtractError(region.start_line, f"{region.qualname} is a method of a class defined inside a function")
+        node = func.with_changes(decorators=kept, leading_lines=())
+        wrapper.extra_code = cst.Module(body=[node]).code
+        try:
+            _b, now, later = _symbols(wrapper.extra_code)
+        except SyntaxError as exc:
+            raise ExtractError(region.start_line, f"cannot copy the nested function: {exc.msg}") from None
+        wrapper.extra_free = set(now) | set(later)
+        wrapper.extra_free.discard(fname)
+        # The nested function is re-defined at module level; its own name must not clash.
+        if fname in names.binders:
+            raise ExtractError(region.start_line, f"nested function {fname!r} has the name of a module-level object")
+        return fname, False
+    if parents:
+        if len(parents) != 1 or not isinstance(parents[0], cst.ClassDef):
+            raise ExtractError(region.start_line, f"cannot reach {region.qualname} from module level")
+        return f"{parents[0].name.value}.{fname}", "classmethod" in _decorator_names(func)
+    index = next((s.index for s in stmts if s.node is func), None)
+    if index is None:
+        raise ExtractError(region.start_line, f"cannot find the definition of {fname}")
+    wrapper.special[fname] = [index]
+    if wrapper.dropped_decorators:
+        stmt = stmts[index]
+        stmt.code = module.code_for_node(func.with_changes(decorators=kept))
+        binds, now, later = _symbols(stmt.code)
+        stmt.binds, stmt.uses_now, stmt.uses_later = frozenset(binds), frozenset(now), frozenset(later)
+    return fname, False
+
+
+def _block_wrapper(located: _Located, positions: Mapping[cst.CSTNode, CodeRange], inputs: list[str],
+                   outputs: list[str]) -> _Wrapper:
+    """``region`` holding a loop or block region's statements, returning its outputs."""
+    nodes = list(located.nodes)
+    first = nodes[0]
+    nodes[0] = first.with_changes(leading_lines=())
+    region_code = cst.Module(body=nodes).code  # type: ignore[arg-type]  # statements of one body
+    escape = _escapes(region_code, positions[located.nodes[0]].start.line)
+    if escape is not None:
+        raise ExtractError(*escape)
+    ret = ", ".join(outputs)
+    template = cst.parse_module(
+        f"def region({', '.join(inputs)}):\n    pass\n    return ({ret}{',' if len(outputs) == 1 else ''})\n"
+    )
+    func_t = template.body[0]
+    assert isinstance(func_t, cst.FunctionDef) and isinstance(func_t.body, cst.IndentedBlock)
+    ret_stmt = func_t.body.body[1]
+    func_t = func_t.with_changes(body=func_t.body.with_changes(body=[*nodes, ret_stmt]))
+    return _Wrapper(code=template.with_changes(body=[func_t]).code)
+
+
+def _wrapper_free_names(wrapper: _Wrapper, region: Region, located: _Located) -> set[str]:
+    """The module-level names ``region`` reads (a nested function copied out defines its own)."""
     try:
-        _b, _now, wrapper_free = _symbols(wrapper)
+        _b, _now, wrapper_free = _symbols(wrapper.code)
     except SyntaxError as exc:
         raise ExtractError(region.start_line, f"the region cannot run inside a function: {exc.msg}") from None
     wrapper_free = set(wrapper_free)
-    if extra_code and region.kind == "function":
+    if wrapper.extra_code and region.kind == "function":
         wrapper_free.discard(located.nodes[0].name.value)  # type: ignore[attr-defined]  # defined by extra_code
+    return wrapper_free
 
-    # Dependency graph: "region" -> statements it needs -> statements they need ...
+
+def _closure_indices(stmts: list[_Stmt], names: _ModuleNames, special: dict[str, list[int]], roots: set[str],
+                     tree: ast.Module, region: Region) -> list[int]:
+    """The module-level statements the region needs, transitively (a networkx graph "region" ->
+    statements -> statements they need ...), in source order. A name no statement binds, or a
+    statement binding a name the harness reserves, is an ExtractError."""
     graph = nx.DiGraph()
     graph.add_node("region")
     unresolved: dict[object, set[str]] = {}
 
-    def add_edges(node: object, names: set[str], before: int | None) -> list[int]:
+    def add_edges(node: object, wanted: set[str], before: int | None) -> list[int]:
         new = []
-        for name in sorted(names):
+        for name in sorted(wanted):
             targets = special.get(name) if node == "region" else None
             if targets is None:
-                targets = resolve(name, before)
+                targets = names.resolve(name, before)
             if targets is None:
                 unresolved.setdefault(node, set()).add(name)
                 continue
@@ -719,7 +720,7 @@ def _build(text: str, path: str, region: Region, module: cst.Module) -> tuple[st
                 graph.add_edge(node, t)
         return new
 
-    queue = add_edges("region", wrapper_free | extra_free, None)
+    queue = add_edges("region", roots, None)
     seen: set[int] = set()
     while queue:
         i = queue.pop()
@@ -744,9 +745,13 @@ def _build(text: str, path: str, region: Region, module: cst.Module) -> tuple[st
         clash = sorted(n for n in stmts[i].binds if n in RESERVED or n.startswith(("_rx_", "_RX_")))
         if clash:
             raise ExtractError(stmts[i].start, f"the module defines {clash[0]!r}, a name the harness reserves")
+    return closure
 
-    futures = [s for s in stmts if s.is_future]
-    body_stmts = [stmts[i] for i in closure if not stmts[i].is_future]
+
+def _harness_text(text: str, path: str, region: Region, futures: Sequence[_Stmt], body_stmts: Sequence[_Stmt],
+                  wrapper: _Wrapper, inputs: list[str], outputs: list[str]) -> str:
+    """The harness module: docstring, ``__future__`` imports, the statements the region needs,
+    ``region``, the constants describing it, and the portable sampler and runner."""
     pragma = region.pragma
     domain = {d.name: d.text for d in pragma.domains if d.name in inputs} if pragma is not None else {}
     specs = tuple((d.name, d.dist, tuple(d.args), tuple(d.shape)) for d in (pragma.domains if pragma else ()) if d.name in inputs)
@@ -773,11 +778,11 @@ def _build(text: str, path: str, region: Region, module: cst.Module) -> tuple[st
     out.append("\n# --- copied from the source: what the region needs -------------------------------------\n")
     for s in body_stmts:
         out.append(s.code)
-    if extra_code:
+    if wrapper.extra_code:
         out.append("\n\n# --- the nested function of the region, copied out of its enclosing function ---------\n")
-        out.append(extra_code)
+        out.append(wrapper.extra_code)
     out.append("\n\n# --- the region -----------------------------------------------------------------------\n\n")
-    out.append(wrapper)
+    out.append(wrapper.code)
     out.append("\n\n")
     out.append(f"INPUTS = {_fmt_tuple(inputs)}\n")
     out.append(f"OUTPUTS = {_fmt_tuple(outputs)}\n")
@@ -794,21 +799,11 @@ def _build(text: str, path: str, region: Region, module: cst.Module) -> tuple[st
     out.append(f"REGIONX_VERSION = {__version__!r}\n")
     out.append(f"_RX_SPECS = {specs!r}\n")
     out.append("# The callable whose cost a surrogate call replaces (timed by the sampler).\n")
-    out.append(f"_RX_EXACT = {exact}\n")
-    out.append("\n\n# --- regionx sampler and runner (regionx.sample; shared, so data match `regionx sample`) ---\n\n")
+    out.append(f"_RX_EXACT = {wrapper.exact}\n")
+    out.append("\n\n# --- regionx sampler and runner (regionx.sampling; shared, so data match `regionx sample`) ---\n\n")
     out.append(portable_source())
     out.append('\n\nif __name__ == "__main__":\n    import sys as _rx_sys\n\n    _rx_sys.exit(_rx_main(globals()))\n')
-    harness = "".join(out)
-    data = {
-        "region_id": region.id,
-        "kind": region.kind,
-        "inputs": inputs,
-        "outputs": outputs,
-        "dependencies": [{"line": s.start, "binds": sorted(s.binds)} for s in futures + body_stmts],
-        "dropped_decorators": dropped_decorators,
-        "closure": _closure_of(body_stmts, region).to_json(),
-    }
-    return harness, data
+    return "".join(out)
 
 
 def write_harness(source: str, path: str) -> str:

@@ -1,9 +1,9 @@
 """Parse ``# regionx:`` comments into `Pragma` values (with `ast`, never eval).
 
-Grammar (DESIGN.md): one or more consecutive comment lines starting with ``# regionx:`` directly
-above a ``def`` (above its decorators), a ``for`` or a ``while``; or a pair
-``# regionx: begin ...`` / ``# regionx: end`` around consecutive statements of one block. The
-text after ``regionx:`` is a comma-separated list of Python keyword arguments.
+Grammar (docs/design.md, "Pragma grammar"): one or more consecutive comment lines starting with
+``# regionx:`` directly above a ``def`` (above its decorators), a ``for`` or a ``while``; or a
+pair ``# regionx: begin ...`` / ``# regionx: end`` around consecutive statements of one block.
+The text after ``regionx:`` is a comma-separated list of Python keyword arguments.
 
 Domains: ``uniform(lo, hi)``, ``loguniform(lo, hi)`` (0 < lo < hi), ``normal(mean, std)``,
 ``integers(lo, hi)`` (both ends inclusive), ``choice([v, ...])``; each takes an optional

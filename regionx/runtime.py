@@ -12,7 +12,8 @@ type-checked and tested directly (tests/test_runtime.py).
    (a generator can be walked only once: its loop stays as it was);
 2. one input column per surrogate input, each converted once (an array is copied as it is, a
    list through ``np.fromiter``), into a column-major float64 matrix;
-3. the guard: every column inside the trained box, the prediction finite, the accept predicate;
+3. the guard: every column inside the trained box, the learned guard (when the network has
+   one), the prediction finite, the accept predicate;
 4. one ``predict`` (chunked and float32 inside the generated module);
 5. the rows the guard refuses, and row 0 (its result fixes the element type the original loop
    stored: float or a numpy scalar), run the exact function;
@@ -246,6 +247,9 @@ def answer(sur: Any, exact: Callable[..., Any], X: np.ndarray, args: Callable[[i
     if n_out < 1 or X.shape[1] != len(sur.LOWER):
         return None
     good = inside_box(sur, X)
+    learned = getattr(sur, "guard", None)  # the learned guard (regionx.guard), when the network has one
+    if learned is not None:
+        good &= learned(X)
     with np.errstate(all="ignore"):
         Y = np.asarray(sur.predict(X), dtype=np.float64).reshape(n, -1)
         if Y.shape[1] != n_out:

@@ -32,6 +32,7 @@ import math
 import os
 import shutil
 import tempfile
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
@@ -39,10 +40,11 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from regionx import compile as rxcompile
+from regionx import guard as rxguard
 from regionx.diagnostics import Diagnostic, make
 from regionx.refine import REFINE_METHODS, RefineResult
 from regionx.criterion import Criterion, lower_bound
-from regionx.types import REL_FLOOR, Dataset, Manifest, StageResult, TopologyResult
+from regionx.types import REL_FLOOR, Dataset, GuardInfo, Manifest, StageResult, TopologyResult
 
 Topology = tuple[tuple[int, ...], str]
 
@@ -306,7 +308,7 @@ def denormalise(pred: np.ndarray, y_mean: np.ndarray, y_scale: np.ndarray, trans
 
 
 def residual_weights(Y: np.ndarray, criterion: Criterion, transform: tuple[str, float] | None,
-                     y_scale: np.ndarray) -> np.ndarray | None:
+                     y_scale: np.ndarray, *, absolute: bool = False) -> np.ndarray | None:
     """Per-entry weights (n x d_out) that make the refinement's least squares count errors as the
     accuracy criterion does: residual x weight ~ (error in y) / (error allowed at y).
 
@@ -318,6 +320,8 @@ def residual_weights(Y: np.ndarray, criterion: Criterion, transform: tuple[str, 
     from the same Adam start, 94.4% of test points within 1% unweighted and 96.7% / 98.3% / 98.6% /
     95.5% with floors of 0.0013 / 0.013 / 0.065 / 0.26 x median |y|). Weights are scaled to mean
     square 1, so the loss stays comparable to plain mse. None when every weight is the same.
+    `absolute`: unscaled, so a weighted residual of 1 is an error at the tolerance (the robust
+    loss's scale, `regionx.refine.robust_lm`); never None then, unless a weight is not finite.
     """
     Y = np.asarray(Y, dtype=np.float64)
     dy = np.broadcast_to(np.asarray(y_scale, dtype=np.float64), Y.shape)
@@ -325,6 +329,8 @@ def residual_weights(Y: np.ndarray, criterion: Criterion, transform: tuple[str, 
         dy = dy * np.sqrt(transform[1] ** 2 + Y * Y)
     with np.errstate(divide="ignore", invalid="ignore"):
         w = dy / criterion.allowed(Y)
+    if absolute:
+        return np.asarray(w) if np.all(np.isfinite(w)) else None
     if not np.all(np.isfinite(w)) or float(np.ptp(w)) <= 1e-12 * float(np.max(w)):
         return None
     return np.asarray(w / math.sqrt(float(np.mean(w * w))))
@@ -558,6 +564,8 @@ def render_report_md(report: dict[str, Any]) -> str:
     lines.append("")
     if any(row.get("refine", {}).get("requested") not in (None, "none") for row in report["rows"]):
         lines += _refine_md(report, d_in, d_out)
+    if any(row.get("guard") or row.get("guard_problem") for row in report["rows"]):
+        lines += _guard_md(report, d_in, d_out)
     if report.get("accept"):
         lines += [
             f"With the accept predicate `{report['accept']}` the exact code answers every row it rejects, so the "
@@ -594,7 +602,8 @@ def render_report_md(report: dict[str, Any]) -> str:
                      + f", {_fmt_us(chosen['time_per_call'])} us per call ({chosen['speedup_call']:.2f}x), "
                      f"{_fmt_us(chosen['time_per_element'])} us per row of the batched loop ({chosen['speedup_batch']:.2f}x).")
         if chosen.get("effective_accuracy") is not None:
-            lines.append(f"With accept: {chosen['accept_rate']:.1%} of rows accepted, effective accuracy "
+            guards = " and ".join(g for g, on in (("accept", report.get("accept")), ("its learned guard", chosen.get("guard"))) if on)
+            lines.append(f"With {guards}: the network answers {chosen['accept_rate']:.1%} of rows, program accuracy "
                          f"{chosen['effective_accuracy']:.1%}, {_fmt_us(chosen['effective_time_per_call'])} us per call "
                          f"({chosen['effective_speedup_call']:.2f}x), {_fmt_us(chosen['effective_time_per_element'])} us per "
                          f"batch element ({chosen['effective_speedup_batch']:.2f}x).")
@@ -611,6 +620,36 @@ def render_report_md(report: dict[str, Any]) -> str:
                          if best else "No topology was trained.")
     lines.append("")
     return "\n".join(lines)
+
+
+def _guard_md(report: dict[str, Any], d_in: int, d_out: int) -> list[str]:
+    """report.md's learned-guard table: raw accuracy, guarded (program) accuracy, fallback share and
+    effective speedups of every network that needed a guard (regionx.guard)."""
+    lines = [
+        "Learned guard (regionx.guard): a network that missed the target alone got a small score network "
+        "predicting its error per input, its threshold calibrated on the test rows (Learn-then-Test, 95% "
+        "confidence) so that the program's answers — the network's where the guard trusts it, the exact "
+        "code's elsewhere — meet the target. Effective time = network + guard + fallback share x exact time.",
+        "",
+        "| Model topology | Raw accuracy | Guard | Guarded (program) accuracy | Fallback share | Guard per call (us) | "
+        "Guard per row (us) | Effective speedup per call | Effective speedup batch | Note |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for row in report["rows"]:
+        topo = "x".join(str(v) for v in [d_in, *row["hidden"], d_out])
+        g = row.get("guard")
+        if not g:
+            note = row.get("guard_problem") or "met the target without a guard"
+            lines.append(f"| {topo} {row['activation']} | {row['accuracy']:.1%} | - | - | - | - | - | - | - | {note} |")
+            continue
+        lcb = row.get("effective_accuracy_lcb")
+        lines.append(
+            f"| {topo} {row['activation']} | {row['accuracy']:.1%} | {'x'.join(str(h) for h in g['hidden'])} tanh | "
+            f"{row['effective_accuracy']:.2%}" + ("" if lcb is None else f" (lower bound {lcb:.2%})") + " | "
+            f"{1.0 - row['accept_rate']:.1%} | {_fmt_us(g['time_per_call'])} | {_fmt_us(g['time_per_element'])} | "
+            f"{row['effective_speedup_call']:.2f}x | {row['effective_speedup_batch']:.2f}x | |")
+    lines.append("")
+    return lines
 
 
 def _search_md(report: dict[str, Any]) -> list[str]:
@@ -1041,6 +1080,7 @@ def train_dataset(
     events: EventFn | None = None,
     loop_extra_seconds: float = 0.0,
     keep_unprofitable: bool = False,
+    guard: str = "auto",
 ) -> StageResult:
     """Search the topologies for the fastest compiled surrogate that meets the accuracy target.
 
@@ -1075,7 +1115,10 @@ def train_dataset(
     search stage by stage. `exact_timer` (seconds per call of the exact region, measured now)
     re-times the exact code beside each surrogate's timings; without it the dataset's time
     (measured while sampling) is used. `refine` picks the second-order refinement after Adam
-    (regionx.refine; `refine_seconds` is its first dose per topology).
+    (regionx.refine; `refine_seconds` is its first dose per topology). `guard` "auto": a network
+    that misses the target alone gets a learned guard (regionx.guard) calibrated so the program —
+    its accepted answers plus the exact code's — meets it; its effective time (predict + guard +
+    fallback share x exact time) then decides, as an accept predicate's does. "off": no guard.
 
     Returns StageResult: "ok" with artifacts {'manifest', 'module', 'report_md', 'report_json',
     'model', 'weights'}; "failed" with RX401 (no topology met `target`; reports still written),
@@ -1116,6 +1159,8 @@ def train_dataset(
         return bad_option(f"select_by must be 'call' or 'batch', not {select_by!r}")
     if search not in SEARCHES:
         return bad_option(f"search must be one of {', '.join(SEARCHES)}, not {search!r}")
+    if guard not in rxguard.GUARD_MODES:
+        return bad_option(f"guard must be one of {', '.join(rxguard.GUARD_MODES)}, not {guard!r}")
     if budget is not None and not (budget > 0 and math.isfinite(budget)):
         return bad_option(f"budget must be a positive number of seconds, not {budget!r}")
     if not topologies:
@@ -1155,7 +1200,7 @@ def train_dataset(
     ctx = _Context(dataset=dataset, X=X, Y=Y, tr=tr, va=va, te=te, criterion=criterion, transform=transform,
                    x_mean=x_mean, x_scale=x_scale, y_mean=y_mean, y_scale=y_scale, lower=lower, upper=upper,
                    target=target, exact_timer=exact_timer, timer=surrogate_timer or default_surrogate_timer,
-                   select_by=select_by, refine=refine, seed=seed, loop_extra=float(loop_extra_seconds))
+                   select_by=select_by, refine=refine, seed=seed, loop_extra=float(loop_extra_seconds), guard=guard)
     ledger = Ledger(budget if search == "fastest-first" else None, meta.region_id, events)
     candidates = [Candidate(i, tuple(int(w) for w in h), a, _n_weights(h, d_in, d_out)) for i, (h, a) in enumerate(topologies)]
     form = "loop" if select_by == "batch" else "call"
@@ -1235,6 +1280,7 @@ class _Context:
     refine: str
     seed: int
     loop_extra: float = 0.0  # seconds per row the batched loop's form adds beside the predict
+    guard: str = "auto"  # regionx.guard.GUARD_MODES
     # training rows added by `grow` (original units), beside X[tr]
     X_more: np.ndarray | None = None
     Y_more: np.ndarray | None = None
@@ -1293,11 +1339,13 @@ class _Trained:
     layers_changed: bool = False  # refined after Keras saved its model (model.keras is rebuilt)
 
 
-def _compile_to(ctx: _Context, layers: list[tuple[np.ndarray, np.ndarray, str]], out: str) -> str:
+def _compile_to(ctx: _Context, layers: list[tuple[np.ndarray, np.ndarray, str]], out: str,
+                guard: rxguard.GuardFit | None = None) -> str:
     meta = ctx.meta
     return rxcompile.compile_model(layers, ctx.x_mean, ctx.x_scale, ctx.y_mean, ctx.y_scale, region_name=meta.region_name,
                                    inputs=meta.inputs, outputs=meta.outputs, lower=ctx.lower, upper=ctx.upper, out_dir=out,
-                                   out_transform=ctx.transform, batch_dtype=BATCH_DTYPE)
+                                   out_transform=ctx.transform, batch_dtype=BATCH_DTYPE,
+                                   guard=None if guard is None else (rxguard.folded(guard), guard.threshold))
 
 
 def _random_layers(hidden: tuple[int, ...], activation: str, d_in: int, d_out: int,
@@ -1417,8 +1465,9 @@ def _train_all(ctx: _Context, order: list[Candidate], epochs: int, batch_size: i
         row, extra = _measure(ctx, res["layers"], res, os.path.join(work, f"topology_{k}"), ledger, c.label)
         ledger.charge("measure", MEASURE_SECONDS, time.perf_counter() - t0, c.label, accuracy=row.accuracy,
                       effective_accuracy=row.effective_accuracy, accuracy_lcb=row.program_accuracy_lcb)
-        c.status = "met target" if meets(row, ctx.target) else "missed target"
-        trained.append(_Trained(c, res, row, extra))
+        entry = _guarded(ctx, _Trained(c, res, row, extra), os.path.join(work, f"topology_{k}_guard"), ledger)
+        c.status = "met target" if meets(entry.row, ctx.target) else "missed target"
+        trained.append(entry)
     return trained
 
 
@@ -1440,6 +1489,7 @@ def _train_fastest_first(ctx: _Context, order: list[Candidate], max_epochs: int,
             # the accept check costs every candidate the same: count it in (measured on `best`)
             check = best.extra.get("accept_time_per_call" if ctx.select_by == "call" else "accept_time_per_element")
             if c.cost(form_of(ctx.select_by)) + float(check or 0.0) >= best_time * (1.0 - TIE_BAND):
+                # even at perfect accuracy (no guard, no fallback) it could not beat `best`
                 for rest in order[k:]:
                     rest.status = f"not needed (cannot beat {best.candidate.label}, which met the target)"
                 break
@@ -1522,11 +1572,14 @@ def _train_fastest_first(ctx: _Context, order: list[Candidate], max_epochs: int,
             last_seconds = seconds
             if refined.method == "adam" and stage == "extend":
                 break  # refining further did not help
+        entry = _guarded(ctx, entry, os.path.join(work, f"topology_{k}_guard"), ledger)
         trained.append(entry)
         if meets(entry.row, ctx.target):
-            c.status = "met target"
+            c.status = "met target" if entry.row.guard is None else "met target with a learned guard"
             ledger.emit("met", c.label, detail=f"lower bound {entry.row.program_accuracy_lcb:.2%}")
-            if not ctx.meta.accept:  # every later candidate is slower: the first to meet the target wins
+            # every later candidate is slower: the first to meet the target wins, unless this one pays
+            # for fallbacks (accept, guard) that a slower but more accurate one may not
+            if not ctx.meta.accept and entry.row.guard is None:
                 for rest in order[k + 1:]:
                     rest.status = f"not needed ({c.label}, faster, met the target)"
                 break
@@ -1604,6 +1657,125 @@ def _measure(ctx: _Context, layers: list[tuple[np.ndarray, np.ndarray, str]], re
     return row, am
 
 
+GUARD_CALL_FIXED, GUARD_CALL_PER_MAC = 0.6e-6, 30e-9  # a-priori guard cost (regionx.compile's cost model)
+GUARD_ROW_FIXED, GUARD_ROW_PER_MAC = 0.05e-6, 2e-9
+
+
+ROBUST_SECONDS = 15.0  # nominal seconds of Cauchy-loss refinement before a guard is learned
+MIN_GUARD_GAIN = 1.25  # a guard is learned only if a perfect one would make the program this much faster
+
+
+def _robust(ctx: _Context, entry: _Trained, sub: str, ledger: Ledger) -> _Trained:
+    """`entry` refined under the Cauchy loss (regionx.refine.robust_lm, residuals in units of the
+    tolerance) when that puts more validation rows within tolerance: least squares makes a network
+    ring around what it cannot follow (a jump, a kink) and miss everywhere; the robust loss lets it
+    give up on that band, which the guard then sends to the exact code."""
+    from regionx import refine as rxrefine
+
+    t0 = time.perf_counter()
+    ledger.emit("robust", entry.candidate.label, detail=f"{ROBUST_SECONDS:.0f} s of Cauchy-loss refinement")
+    Xt, Yt = ctx.train_rows()
+    w = residual_weights(Yt, ctx.criterion, ctx.transform, ctx.y_scale, absolute=True)
+    if w is None:
+        return entry
+    Xtn, Ytn = ctx.normalised(Xt, Yt)
+    layers = entry.result["layers"]
+    spec = rxrefine.NetSpec.of(layers)
+    iterations = rxrefine.iteration_budget("lm", spec.n_params, Ytn.size, ROBUST_SECONDS)
+    with rxrefine.single_threaded_blas():
+        theta, info = rxrefine.robust_lm(rxrefine.pack(layers), spec, Xtn, Ytn, w, max_iter=iterations,
+                                         deadline=time.perf_counter() + WALL_FACTOR * ROBUST_SECONDS)
+    robust = rxrefine.unpack(theta, spec)
+
+    def val_share(ls: list[tuple[np.ndarray, np.ndarray, str]]) -> float:
+        pred = denormalise(rxrefine.predict(rxrefine.pack(ls), spec, (ctx.X[ctx.va] - ctx.x_mean) / ctx.x_scale),
+                           ctx.y_mean, ctx.y_scale, ctx.transform)
+        return float(np.mean(ctx.criterion.within(pred, ctx.Y[ctx.va])))
+
+    before, after = val_share(layers), val_share(robust)
+    ledger.charge("robust", ROBUST_SECONDS, time.perf_counter() - t0, entry.candidate.label, iterations=info["iterations"],
+                  val_accuracy_before=before, val_accuracy_after=after)
+    if after <= before:
+        return entry
+    result = {**entry.result, "layers": robust}
+    row, extra = _measure(ctx, robust, result, sub + "_robust", ledger, entry.candidate.label)
+    return _Trained(entry.candidate, result, row, extra, doses=[*entry.doses, {
+        "stage": "robust", "refine_seconds": ROBUST_SECONDS, "nominal_s": ROBUST_SECONDS, "optimizer": "lm (Cauchy loss)",
+        "val_accuracy_before": before, "val_accuracy_after": after, "still_improving": False,
+        "test_accuracy": row.accuracy, "test_accuracy_lcb": row.program_accuracy_lcb}], layers_changed=True)
+
+
+def _guarded(ctx: _Context, entry: _Trained, sub: str, ledger: Ledger) -> _Trained:
+    """`entry` with a learned guard (regionx.guard) when it misses the target alone and one can be
+    calibrated to meet it; the guard's row replaces the network's (effective accuracy and times:
+    an answer is used when the box, accept= and the guard all let it through). Unchanged otherwise,
+    with the reason in entry.extra["guard_problem"]."""
+    if ctx.guard == "off" or meets(entry.row, ctx.target):
+        return entry
+    exact = entry.row.exact_time_per_call
+    per_call = ctx.select_by == "call"
+    base = entry.row.time_per_call if per_call else entry.row.time_per_element
+    # a perfect guard sends exactly the network's misses to the exact code: if even that would not
+    # gain MIN_GUARD_GAIN over the exact code, skip (judged before the robust refinement, which
+    # costs ROBUST_SECONDS: a network that far off is a poor bet)
+    floor = GUARD_CALL_FIXED if per_call else GUARD_ROW_FIXED
+    if (base + floor + (1.0 - entry.row.accuracy) * exact) * MIN_GUARD_GAIN >= exact:
+        entry.extra = {**entry.extra, "guard_problem": "even a perfect guard could not make it faster than the exact "
+                       f"code: {1.0 - entry.row.accuracy:.1%} of the answers would fall back"}
+        return entry
+    meta, label = ctx.meta, entry.candidate.label
+    t0 = time.perf_counter()
+    entry = _robust(ctx, entry, sub, ledger)
+    ledger.emit("guard", label, detail="learning where the network misses")
+    layers = entry.result["layers"]
+    module = rxcompile.load_module(_compile_to(ctx, layers, sub))
+    Xt, Yt = ctx.train_rows()
+    X_va, Y_va, X_te, Y_te = ctx.X[ctx.va], ctx.Y[ctx.va], ctx.X[ctx.te], ctx.Y[ctx.te]
+    ratio = ctx.criterion.error_ratio
+    pred_te = module.predict(X_te)
+    good_te = ctx.criterion.within(pred_te, Y_te)
+    accepted = np.ones(len(X_te), dtype=bool)
+    if meta.accept and entry.extra.get("problem") is None:
+        accepted, _vec = accept_mask(meta.accept, X_te, pred_te, meta.inputs, meta.outputs)
+
+    def cost(hidden: tuple[int, ...], answered: float) -> float:
+        macs = rxcompile.network_macs([(np.zeros((a, b)), np.zeros(b), "tanh") for a, b in
+                                       zip((Xt.shape[1], *hidden), (*hidden, 1))])
+        g = GUARD_CALL_FIXED + GUARD_CALL_PER_MAC * macs if per_call else GUARD_ROW_FIXED + GUARD_ROW_PER_MAC * macs
+        return base + g + (1.0 - answered) * exact
+
+    n_fit = min(len(Xt), rxguard.FIT_ROWS)
+    fit = rxguard.learn_guard(X_fit=Xt[:n_fit], ratio_fit=ratio(module.predict(Xt[:n_fit]), Yt[:n_fit]),
+                              X_sel=X_va, ratio_sel=ratio(module.predict(X_va), Y_va), X_cal=X_te,
+                              fine_cal=good_te | ~accepted, target=ctx.target, seed=ctx.seed, cost=cost)
+    if isinstance(fit, rxguard.GuardMiss):
+        ledger.charge("guard", time.perf_counter() - t0, time.perf_counter() - t0, label, guard=None, problem=fit.reason)
+        entry.extra = {**entry.extra, "guard_problem": fit.reason}
+        return entry
+    guarded = rxcompile.load_module(_compile_to(ctx, layers, sub, fit))
+    used = accepted & guarded.guard(X_te)
+    t_guard_call = rxcompile.time_per_call(guarded.guard_one, rxcompile.call_args(X_te[:CALL_ROWS], meta.inputs), repeats=5)
+    n_rows = min(len(X_te), BATCH_ROWS)
+    t_guard_row = min(_time_once(lambda: guarded.guard(X_te[:n_rows])) for _ in range(5)) / max(n_rows, 1)
+    check_call = float(entry.extra.get("accept_time_per_call") or 0.0)
+    check_row = float(entry.extra.get("accept_time_per_element") or 0.0)
+    fallback = 1.0 - float(np.mean(used))
+    program_good = int(np.count_nonzero(~used | good_te))
+    info = GuardInfo(hidden=fit.hidden, threshold=fit.threshold, calibration_rows=fit.calibration_rows,
+                     guard_rate=float(np.mean(guarded.guard(X_te))), time_per_call=t_guard_call,
+                     time_per_element=t_guard_row)
+    lcb = lower_bound(program_good, len(X_te))
+    row = dataclasses.replace(
+        entry.row, accept_rate=float(np.mean(used)), effective_accuracy=program_good / max(len(X_te), 1),
+        effective_accuracy_lcb=lcb, meets_target=lcb >= ctx.target, guard=info,
+        effective_time_per_call=entry.row.time_per_call + check_call + t_guard_call + fallback * exact,
+        effective_time_per_element=entry.row.time_per_element + check_row + t_guard_row + fallback * exact)
+    ledger.charge("guard", time.perf_counter() - t0, time.perf_counter() - t0, label, guard=fit.hidden,
+                  guard_rate=info.guard_rate, effective_accuracy=row.effective_accuracy, accuracy_lcb=lcb)
+    return _Trained(entry.candidate, entry.result, row, {**entry.extra, "guard_fit": fit, "guard": rxguard.describe(fit)},
+                    doses=entry.doses, layers_changed=entry.layers_changed)
+
+
 def _advice(ctx: _Context, candidates: list[Candidate], trained: list[_Trained], chosen: _Trained | None,
             ledger: Ledger) -> list[str]:
     """What more budget would likely buy, when the search ended without a network meeting the target."""
@@ -1678,7 +1850,7 @@ def _finish(ctx: _Context, candidates: list[Candidate], trained: list[_Trained],
 
     # ---- write the chosen surrogate's artifacts ----
     res = chosen.result
-    module_path = _compile_to(ctx, res["layers"], out_dir)
+    module_path = _compile_to(ctx, res["layers"], out_dir, chosen.extra.get("guard_fit"))
     model_path = os.path.join(out_dir, "model.keras")
     model_bytes = _model_bytes_with(res["model_bytes"], res["layers"]) if chosen.layers_changed else res["model_bytes"]
     rxcompile.atomic_write_bytes(model_path, model_bytes)
@@ -1740,11 +1912,15 @@ def _report(ctx: _Context, candidates: list[Candidate], trained: list[_Trained],
         d["doses"] = t.doses
         d["weights"] = t.candidate.n_weights
         d["order"] = t.candidate.order
-        if t.extra:
+        if t.extra.get("guard") or t.extra.get("guard_problem"):
+            d["guard_text"] = t.extra.get("guard")
+            d["guard_problem"] = t.extra.get("guard_problem")
+        if meta.accept and t.extra:
             a = t.extra
             d.update({k: a[k] for k in ("accepted_accuracy", "accept_time_per_call", "accept_time_per_element")})
             d["accept_vectorised"] = a["vectorised"]
             d["accept_problem"] = a["problem"]
+        if r.effective_time_per_call is not None:
             d["effective_speedup_call"] = _ratio(r.exact_time_per_call, r.program_time_per_call)
             d["effective_speedup_batch"] = _ratio(r.exact_time_per_call, r.program_time_per_element)
         row_dicts.append(d)

@@ -123,7 +123,7 @@ class Region:
         return {d.name: d.text for d in self.pragma.domains}
 
     def to_json(self) -> dict[str, Any]:
-        """The region object of the ``analyze --json`` document (DESIGN.md)."""
+        """The region object of the ``analyze --json`` document (docs/design.md, "`regionx analyze --json`")."""
         return {
             "id": self.id,
             "name": self.name,
@@ -223,13 +223,13 @@ class DatasetMeta:
     region_id: str
     region_name: str
     source_path: str
-    source_sha256: str  # sha256 of the region's source text (regionx.extract.region_source)
+    source_sha256: str  # sha256 of the region's own lines, LF endings (regionx.analysis.region_sha256)
     inputs: tuple[VarSpec, ...]
     outputs: tuple[VarSpec, ...]
     domain: dict[str, str]  # input -> spec text
     seed: int
     requested: int
-    dropped: dict[str, int]  # kind ('raised', 'nonfinite', 'timeout', 'rejected') -> count
+    dropped: dict[str, int]  # drop kind (regionx.sample's docstring: 'rejected', 'raised' ...) -> count
     exact_time_per_call: float  # seconds, median per call of the exact region
     tolerance: float = DEFAULT_TOLERANCE
     metric: Metric = DEFAULT_METRIC
@@ -243,7 +243,7 @@ class DatasetMeta:
     require: str | None = None
     line: int = 0
     col: int = 0
-    # How the random inputs were placed (regionx.sample.DESIGNS; "+active" when chosen in rounds).
+    # How the random inputs were placed (regionx.sampling.draw.DESIGNS; "+active" when chosen in rounds).
     design: str = "uniform"
     # The pragma's rtol=/atol= (regionx.criterion), when it states the criterion that way; they
     # win over tolerance/metric above. Filled by the caller from the region's pragma (None: not given).
@@ -391,6 +391,9 @@ class TopologyResult:
     n_test: int = 0
     accuracy_lcb: float | None = None
     effective_accuracy_lcb: float | None = None
+    # The learned guard (regionx.guard) when this network needed one to meet the target; the
+    # effective values above then count it (an answer is used only when accept and guard agree).
+    guard: "GuardInfo | None" = None
 
     @property
     def program_accuracy(self) -> float:
@@ -448,6 +451,7 @@ class TopologyResult:
             "n_test": self.n_test,
             "accuracy_lcb": self.accuracy_lcb,
             "effective_accuracy_lcb": self.effective_accuracy_lcb,
+            "guard": None if self.guard is None else self.guard.to_json(),
         }
 
     @classmethod
@@ -462,12 +466,36 @@ class TopologyResult:
             effective_time_per_element=d.get("effective_time_per_element"),
             n_test=int(d.get("n_test", 0) or 0), accuracy_lcb=d.get("accuracy_lcb"),
             effective_accuracy_lcb=d.get("effective_accuracy_lcb"),
+            guard=GuardInfo.from_json(d["guard"]) if d.get("guard") else None,
         )
 
 
 @dataclass(frozen=True)
+class GuardInfo:
+    """The learned guard of a network (regionx.guard), as manifests and reports record it."""
+
+    hidden: tuple[int, ...]  # the score network's hidden widths (tanh)
+    threshold: float  # the network answers when the score (predicted log10 error ratio) <= threshold
+    calibration_rows: int  # test rows the threshold was calibrated on
+    guard_rate: float  # share of calibration rows the guard lets the network answer
+    time_per_call: float  # seconds: guard_one, one call
+    time_per_element: float  # seconds: guard(X), per row of a batch
+
+    def to_json(self) -> dict[str, Any]:
+        return {"hidden": list(self.hidden), "threshold": self.threshold, "calibration_rows": self.calibration_rows,
+                "guard_rate": self.guard_rate, "time_per_call": self.time_per_call,
+                "time_per_element": self.time_per_element}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "GuardInfo":
+        return cls(hidden=tuple(int(h) for h in d["hidden"]), threshold=float(d["threshold"]),
+                   calibration_rows=int(d["calibration_rows"]), guard_rate=float(d["guard_rate"]),
+                   time_per_call=float(d["time_per_call"]), time_per_element=float(d["time_per_element"]))
+
+
+@dataclass(frozen=True)
 class Manifest:
-    """``manifest.json`` of one region's artifacts (DESIGN.md)."""
+    """``manifest.json`` of one region's artifacts (docs/design.md, "Artifacts of one region")."""
 
     region_id: str
     region_name: str

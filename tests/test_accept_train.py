@@ -8,7 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from regionx.train import accept_metrics, render_report_md, select_topology, train_dataset
+from regionx.train import CALL_ROWS, accept_metrics, render_report_md, select_topology, train_dataset
 from regionx.types import Dataset, DatasetMeta, Manifest, TopologyResult, VarSpec
 
 INS = (VarSpec("a"), VarSpec("b"))
@@ -24,6 +24,31 @@ def data(n: int = 1000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return X, Y, pred
 
 
+ROW_SECONDS = 1e-6  # fake cost of one scalar accept call
+ONCE_SECONDS = 1e-5  # fake cost of one vectorised evaluation over every row
+
+
+@pytest.fixture()
+def fake_accept_timing(monkeypatch: pytest.MonkeyPatch) -> dict[str, list]:
+    """accept_metrics' two timers, replaced by a cost model: they still run what they time (so the
+    predicate is evaluated as the measurement would), and report fixed costs instead of wall time."""
+    import regionx.train as train_mod
+
+    seen: dict[str, list] = {"rows": [], "once": []}
+
+    def time_rows(fn, rows):  # type: ignore[no-untyped-def]
+        seen["rows"].append([fn(*r) for r in rows])
+        return ROW_SECONDS
+
+    def time_once(fn):  # type: ignore[no-untyped-def]
+        seen["once"].append(fn())
+        return ONCE_SECONDS
+
+    monkeypatch.setattr(train_mod, "_time_rows", time_rows)
+    monkeypatch.setattr(train_mod, "_time_once", time_once)
+    return seen
+
+
 @pytest.mark.parametrize("accept,rate_lo,rate_hi,eff", [
     ("a <= 1.5", 0.45, 0.55, 1.0),  # rejects exactly the bad rows
     ("True", 1.0, 1.0, None),  # accepts everything: effective == raw
@@ -31,7 +56,8 @@ def data(n: int = 1000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     ("abs(result - (2 * a + b)) <= 0.01 * abs(result)", 0.45, 0.55, 1.0),  # an error estimate over the output
     ("float(a) <= 1.5", 0.45, 0.55, 1.0),  # not vectorisable: evaluated row by row
 ])
-def test_accept_metrics(accept: str, rate_lo: float, rate_hi: float, eff: float | None) -> None:
+def test_accept_metrics(accept: str, rate_lo: float, rate_hi: float, eff: float | None,
+                        fake_accept_timing: dict[str, list]) -> None:
     X, Y, pred = data()
     m = accept_metrics(accept, X, pred, Y, INS, OUTS, "rel", 0.01, exact_time_per_call=2e-6,
                        time_per_call=1e-6, time_per_element=1e-8, repeats=2)
@@ -40,12 +66,32 @@ def test_accept_metrics(accept: str, rate_lo: float, rate_hi: float, eff: float 
     assert rate_lo <= m["accept_rate"] <= rate_hi
     assert m["effective_accuracy"] == pytest.approx(raw if eff is None else eff)
     assert m["vectorised"] == (not accept.startswith("float"))
-    assert m["accept_time_per_call"] > 0 and m["accept_time_per_element"] > 0
+    # the scalar predicate was timed on the first rows (best of `repeats`), as the dispatcher runs it
+    assert len(fake_accept_timing["rows"]) == 2
+    assert all(len(r) == min(len(X), CALL_ROWS) for r in fake_accept_timing["rows"])
+    assert m["accept_time_per_call"] == ROW_SECONDS
+    if m["vectorised"]:
+        # one evaluation over all rows, timed and shared among them: the point of vectorising
+        assert len(fake_accept_timing["once"]) == 2
+        mask = np.asarray(fake_accept_timing["once"][0], dtype=bool)
+        assert mask.shape == (len(X),) and np.mean(mask) == m["accept_rate"]
+        assert m["accept_time_per_element"] == pytest.approx(ONCE_SECONDS / len(X))
+        assert m["accept_time_per_element"] < m["accept_time_per_call"]
+    else:
+        # row by row in the batched loop too: the scalar cost per element
+        assert fake_accept_timing["once"] == []
+        assert m["accept_time_per_element"] == m["accept_time_per_call"]
     rejected = 1.0 - m["accept_rate"]
     assert m["effective_time_per_call"] == pytest.approx(1e-6 + m["accept_time_per_call"] + rejected * 2e-6)
     assert m["effective_time_per_element"] == pytest.approx(1e-8 + m["accept_time_per_element"] + rejected * 2e-6)
-    if m["vectorised"]:
-        assert m["accept_time_per_element"] < m["accept_time_per_call"]  # the point of vectorising
+
+
+def test_accept_metrics_measures_real_time() -> None:
+    """Without fakes: the predicate's cost is measured (positive), whatever the machine's load."""
+    X, Y, pred = data(300)
+    m = accept_metrics("a <= 1.5", X, pred, Y, INS, OUTS, "rel", 0.01, exact_time_per_call=2e-6,
+                       time_per_call=1e-6, time_per_element=1e-8, repeats=1)
+    assert m["vectorised"] and m["accept_time_per_call"] > 0 and m["accept_time_per_element"] > 0
 
 
 def test_accept_metrics_nan_prediction_rejected() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -823,7 +824,7 @@ def test_region_source_and_sha():
 
 
 def test_fixture_newton():
-    fa = analyze_file("fixtures/newton.py")
+    fa = analyze_file(str(Path(__file__).resolve().parent.parent / "fixtures" / "newton.py"))
     newton = find_region(fa, "newton")
     assert newton is not None and newton.annotated
     assert newton.inputs == ("a", "b", "c") and newton.outputs == ("return",)

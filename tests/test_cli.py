@@ -45,9 +45,20 @@ def test_analyze_json_document_schema() -> None:
 
 
 def test_analyze_table_lists_regions() -> None:
+    """One table row per region (id, kind, lines, verdict), as the JSON document has them; the file
+    name alone ("newton.py") does not pass this."""
     code, stdout, _ = run("analyze", NEWTON)
     assert code == 0
-    assert "newton" in stdout and "function" in stdout
+    regions = json.loads(run("analyze", "--json", NEWTON)[1])["files"][0]["regions"]
+    cells = [[c.strip() for c in line.split("\u2502")[1:-1]] for line in stdout.splitlines() if line.startswith("\u2502")]
+    rows = [r for r in cells if r[0]]  # a row's first line (a folded cell continues on lines with an empty id)
+    assert [r[0] for r in rows] == [r["id"] + (" *" if r["annotated"] else "") for r in regions]
+    assert {"newton *", "newton:for@37", "main", "main:for@71"} <= {r[0] for r in rows}
+    assert [r[1] for r in rows] == [r["kind"] for r in regions]
+    assert [r[3] for r in rows] == [f"{r['start_line']}-{r['end_line']}" for r in regions]
+    assert [r[-1] == "yes" for r in rows] == [r["replaceable"] for r in regions]
+    # each refusal is listed under the table with its place, code and region
+    assert f"{NEWTON}:46:13: RX205 newton:for@37 control flow leaves the region" in stdout.replace("\n", " ")
 
 
 @pytest.mark.parametrize(

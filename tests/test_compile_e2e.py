@@ -67,6 +67,48 @@ def run_program(path: Path, cwd: Path) -> tuple[list[float], str]:
     return [float(x) for x in lines[:-1]], lines[-1]
 
 
+EXACT_SECONDS = 2e-5  # the exact bump's cost per call, as the fixed timings below report it
+
+
+def fixed_timings(mp: pytest.MonkeyPatch) -> dict[str, int]:
+    """Make compile's timing decisions (which candidates can beat the exact code, the order they
+    are trained in, profitability, the batch's minimum rows, the wall-clock stop) independent of
+    the machine's load: the real timers still run, on the real code, but report fixed costs
+    (a network costs 1 us + 10 ns per hidden unit per call, a tenth of that per batched row), and
+    the wall clock never stops the search. Returns how often each timer ran."""
+    import contextlib
+
+    import regionx.api as api_mod
+    import regionx.train as train_mod
+
+    real_surrogate_timer = train_mod.default_surrogate_timer
+    real_exact_timer_for = api_mod.exact_timer_for
+    ran = {"surrogate": 0, "exact": 0}
+
+    def surrogate_timer(module, X, form):  # type: ignore[no-untyped-def]
+        assert real_surrogate_timer(module, X, form) > 0
+        ran["surrogate"] += 1
+        per_call = 1e-6 + 1e-8 * sum(module.HIDDEN)
+        return per_call if form == "call" else per_call / 10
+
+    @contextlib.contextmanager
+    def exact_timer_for(*args, **kw):  # type: ignore[no-untyped-def]
+        with real_exact_timer_for(*args, **kw) as timer:
+            assert timer is not None  # the region is unchanged since sampling: it can be re-timed
+
+            def fixed() -> float:
+                assert timer() > 0
+                ran["exact"] += 1
+                return EXACT_SECONDS
+
+            yield fixed
+
+    mp.setattr(train_mod, "default_surrogate_timer", surrogate_timer)
+    mp.setattr(api_mod, "exact_timer_for", exact_timer_for)
+    mp.setattr(train_mod, "WALL_FACTOR", 1e6)
+    return ran
+
+
 @pytest.fixture(scope="module")
 def compiled(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict]:
     work = tmp_path_factory.mktemp("e2e")
@@ -74,11 +116,14 @@ def compiled(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict
     app.write_text(APP)
     out = work / "out"
     runner = CliRunner()
-    result = runner.invoke(cli, ["compile", str(app), "--out", str(out), "--json", "--samples", "3000",
-                                 "--topologies", "16:relu;32:tanh", "--epochs", "80", "--executor", "local:2",
-                                 "--budget", "60"],
-                           catch_exceptions=False)
+    with pytest.MonkeyPatch.context() as mp:
+        ran = fixed_timings(mp)
+        result = runner.invoke(cli, ["compile", str(app), "--out", str(out), "--json", "--samples", "3000",
+                                     "--topologies", "16:relu;32:tanh", "--epochs", "80", "--executor", "local:2",
+                                     "--budget", "60"],
+                               catch_exceptions=False)
     assert result.exit_code == 0, result.stdout + result.stderr
+    assert ran["surrogate"] > 0 and ran["exact"] > 0
     return app, out, json.loads(result.stdout)
 
 
@@ -101,7 +146,20 @@ def test_compile_writes_artifacts_and_summary(compiled: tuple[Path, Path, dict])
     search = region["search"]
     assert search["mode"] == "fastest-first" and search["budget_s"] == 60.0 and search["stopped"] == "met target"
     assert sorted(c["label"] for c in search["candidates"]) == ["16 relu", "32 tanh"]
-    assert all(c["time_per_call"] > 0 for c in search["candidates"])
+    # the (fixed) timings decided: both can beat the exact code and the faster is trained first;
+    # the winner is the first in that order to meet the target (every one before it missed)
+    by_label = {c["label"]: c for c in search["candidates"]}
+    assert by_label["16 relu"]["time_per_call"] == pytest.approx(1.16e-6)
+    assert by_label["32 tanh"]["time_per_call"] == pytest.approx(1.32e-6)
+    assert by_label["16 relu"]["order"] == 0 and by_label["32 tanh"]["order"] == 1
+    assert all(c["viable"] for c in search["candidates"])
+    tried = sorted((c for c in search["candidates"] if c["status"] in ("met target", "missed target")),
+                   key=lambda c: c["order"])
+    assert [c["status"] for c in tried] == ["missed target"] * (len(tried) - 1) + ["met target"]
+    assert region["chosen"]["label"] == tried[-1]["label"]
+    assert region["chosen"]["exact_time_per_call"] == pytest.approx(EXACT_SECONDS)
+    # the map loop calling bump is batched: the path that runs
+    assert region["select_by"] == "batch" and region["path_taken"] == "batch" and region["batched"]
     assert region["chosen"]["accuracy_lcb"] >= 0.99 and region["chosen"]["n_test"] == 750
     assert region["criterion"]["rtol"] == 0.0 and region["criterion"]["atol"] == [0.02]
     assert report["search"]["log"] and "Search: fastest-first" in (out / "bump" / "report.md").read_text()

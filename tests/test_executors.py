@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import regionx.sample as sample_mod
+import regionx.sampling.workers as sample_mod
 from regionx.executors import DaskExecutor, ExecutorError, executor_workers, make_executor, parse_executor
 from regionx.pragma import parse_pragmas
-from regionx.sample import sample_region
+from regionx.sample import draw_inputs, sample_region
 from regionx.types import Region
 
 SOURCE = textwrap.dedent('''\
@@ -131,8 +131,17 @@ def test_dask_executor_gives_the_same_data_as_local(case: tuple[str, str]) -> No
     assert np.array_equal(local.X, remote.X) and np.array_equal(local.Y, remote.Y)
     assert progress[-1] == 200
     assert local_sleepy is not None and remote_sleepy is not None
-    assert remote_sleepy.meta.dropped == local_sleepy.meta.dropped and remote_sleepy.meta.dropped["timeout"] > 0
-    assert np.array_equal(local_sleepy.X, remote_sleepy.X)
+    # Timeouts on both: every slow row (x > 0.7 sleeps 30 s) stopped and counted, every kept row a
+    # fast one with its output. (Not the very same rows: a loaded machine may stall a fast row
+    # past the limit on one executor and not the other.)
+    rows, _ = draw_inputs(sleepy.pragma.domains, 12, np.random.default_rng(2))  # type: ignore[union-attr]
+    slow = [x for (x,) in rows if x > 0.7]
+    assert slow
+    for data in (local_sleepy, remote_sleepy):
+        assert data.meta.dropped["timeout"] >= len(slow)
+        assert len(data.X) == 12 - data.meta.dropped["timeout"] and len(data.X) > 0
+        assert np.all(data.X <= 0.7) and set(data.X[:, 0].tolist()) <= {x for (x,) in rows}
+        np.testing.assert_array_equal(data.Y, data.X * 3.0)
 
 
 def test_local_pool_uses_a_fork_server_when_threads_run(case: tuple[str, str]) -> None:

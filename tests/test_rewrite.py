@@ -61,6 +61,7 @@ D_OUT = {d_out!r}
 LOWER = np.array({lower!r}, dtype=float)
 UPPER = np.array({upper!r}, dtype=float)
 SENTINEL = {sentinel!r}
+OFFSET = {offset!r}  # added to every answer, so that the program's results show where they came from
 CALLS = {{"predict": 0, "predict_rows": 0, "predict_one": 0}}
 
 {formula}
@@ -70,7 +71,7 @@ def _predict(X):
     X = np.asarray(X, dtype=float).reshape(-1, len(INPUTS))
     if SENTINEL is not None:
         return np.full((X.shape[0], len(OUTPUTS)), float(SENTINEL))
-    return np.array([list(exact(*row)) for row in X], dtype=float).reshape(X.shape[0], D_OUT)
+    return np.array([list(exact(*row)) for row in X], dtype=float).reshape(X.shape[0], D_OUT) + OFFSET
 
 
 def predict(X):
@@ -100,12 +101,13 @@ def in_domain_one(*inputs):
 '''
 
 
-def write_fake(directory: Path, m: Manifest, formula: str, sentinel: float | None = None) -> Path:
-    """`formula` defines `exact(*inputs) -> tuple of outputs`."""
+def write_fake(directory: Path, m: Manifest, formula: str, sentinel: float | None = None, offset: float = 0.0) -> Path:
+    """`formula` defines `exact(*inputs) -> tuple of outputs`; the fake answers exact + `offset`
+    (or `sentinel` everywhere)."""
     path = directory / m.module
     path.write_text(FAKE.format(inputs=tuple(v.name for v in m.inputs), outputs=tuple(v.name for v in m.outputs),
                                 output_shapes=tuple(v.shape for v in m.outputs), d_out=sum(v.size for v in m.outputs),
-                                lower=list(m.lower), upper=list(m.upper), sentinel=sentinel,
+                                lower=list(m.lower), upper=list(m.upper), sentinel=sentinel, offset=float(offset),
                                 formula=textwrap.dedent(formula)))
     return path
 
@@ -605,21 +607,38 @@ def test_batch_only_profitability() -> None:
 
 
 def patched_module(tmp_path: Path, text: str, reg: Region, m: Manifest, formula: str,
-                   sentinel: float | None = None, **kw: Any) -> tuple[Any, Any, dict[str, Any]]:
+                   sentinel: float | None = None, offset: float = 0.0, **kw: Any) -> tuple[Any, Any, dict[str, Any]]:
     data = rewrite(text, reg, m, **kw)
     d = tmp_path / f"out{next(_counter)}"
     d.mkdir()
-    write_fake(d, m, formula, sentinel)
+    write_fake(d, m, formula, sentinel, offset)
     mod = load(write(d, "prog.py", data["text"]))
     sur = getattr(mod, "_regionx_" + reg.display_name)
     return mod, sur, data
 
 
-def test_patched_equals_original_with_exact_fake(tmp_path: Path) -> None:
+OFFSET = 1000.0  # the fake surrogate answers exact + OFFSET: every result shows who computed it
+
+
+def test_patched_program_takes_surrogate_answers_inside_the_box_and_exact_outside(tmp_path: Path) -> None:
     text, reg, m = newton_case()
     orig = load(write(tmp_path, "orig.py", text))
-    mod, sur, data = patched_module(tmp_path, text, reg, m, NEWTON_FORMULA)
+    mod, sur, data = patched_module(tmp_path, text, reg, m, NEWTON_FORMULA, offset=OFFSET)
     assert data["hoisted"] == [15, 18, 21, 27]
+    lower, upper = m.lower, m.upper
+
+    def inside(*args: float) -> bool:
+        return all(lo <= v <= hi for v, lo, hi in zip(args, lower, upper))
+
+    def dispatched(a: float, b: float, c: float) -> float:
+        """What one call of the patched newton answers: the surrogate inside the box, else exact."""
+        return orig.newton(a, b, c) + OFFSET if inside(a, b, c) else orig.newton(a, b, c)
+
+    def batched(rows: list[tuple[float, float, float]]) -> list[float]:
+        """What a batched loop stores: row 0 (it fixes the result type) and rows outside the box
+        are answered by the exact code, the others by the surrogate."""
+        return [orig.newton(*r) + OFFSET if k > 0 and inside(*r) else orig.newton(*r) for k, r in enumerate(rows)]
+
     rng = np.random.default_rng(0)
     A = list(rng.uniform(0.5, 2.0, 40))
     B = list(rng.uniform(-10, 10, 40))
@@ -627,22 +646,32 @@ def test_patched_equals_original_with_exact_fake(tmp_path: Path) -> None:
     A[3] = 5.0  # one row outside the trained box: the exact code answers it
     want, got = orig.main(A, B, C), mod.main(A, B, C)
     # four batched loops (the accumulation `total += newton(..)` by loop distribution) -> four
-    # predict calls over all 40 rows (row 0 and the row with A[3] are then answered by the exact
-    # code); the loop with a dependence (x = newton(1.0, x, -1.0)) went through predict_one
+    # predict calls over all 40 rows; the loop with a dependence (x = newton(1.0, x, -1.0)) went
+    # through predict_one
     calls = dict(sur.CALLS)
     assert calls["predict"] == 4 and calls["predict_rows"] == 4 * 40 and calls["predict_one"] > 0
-    for w, g in zip(want[:4], got[:4]):
-        np.testing.assert_array_equal(np.asarray(w), np.asarray(g))
-    assert got[4] == want[4]  # the same additions of the same values, in the same order
+    rows = list(zip(A, B, C))
+    expected_out = batched(rows)
+    assert got[0] == got[1] == expected_out
+    np.testing.assert_array_equal(got[2], batched([(a, 1.0, -2.0) for a in A]))
+    # 38 of the 40 answers are the surrogate's (row 0 and the row with A[3] are exact)
+    assert sum(g != w for g, w in zip(got[0], want[0])) == 38 and got[0][0] == want[0][0] and got[0][3] == want[0][3]
+    x = 0.5
+    for _ in range(3):
+        x = dispatched(1.0, x, -1.0)
+    assert got[3] == x and got[3] != want[3]
+    total = 0.0
+    for value in batched([(a, 1.0, -1.0) for a in A]):
+        total += value
+    assert got[4] == total  # the same additions of the same values, in the same order
     # the batched containers hold what the original loops stored (numpy scalars here, as A holds them)
     for w, g in zip(want[:3], got[:3]):
         assert type(w) is type(g) and [type(v) for v in w] == [type(v) for v in g]
     assert type(want[1][0]) is np.float64
     plain = mod.main([1.0, 1.5], [2.0, 3.0], [-3.0, -1.0])[1]
-    assert [type(v) for v in plain] == [float, float] and plain == orig.main([1.0, 1.5], [2.0, 3.0], [-3.0, -1.0])[1]
+    assert [type(v) for v in plain] == [float, float] and plain == batched([(1.0, 2.0, -3.0), (1.5, 3.0, -1.0)])
     # arrays of inputs (not lists) take the batched path too
-    np.testing.assert_array_equal(np.asarray(mod.main(np.array(A), np.array(B), np.array(C))[1]),
-                                  np.asarray(orig.main(A, B, C)[1]))
+    np.testing.assert_array_equal(np.asarray(mod.main(np.array(A), np.array(B), np.array(C))[1]), np.asarray(expected_out))
 
 
 def test_out_of_domain_goes_to_exact_code(tmp_path: Path) -> None:

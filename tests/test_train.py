@@ -110,11 +110,22 @@ def test_select_topology(rows, by, expected):
 TWO = [((8,), "relu"), ((32, 32), "relu")]
 
 
+def fake_surrogate_timer(module, X, form):
+    """Seconds per call ("call") or per row of the batched loop ("loop") of a compiled module, from a
+    cost model of its size instead of the clock, so that which topology is faster cannot flip with
+    the machine's load: 2x8x1 costs 0.18 us per call, 2x32x32x1 0.74 us (the exact code: 5 us)."""
+    per_call = 1e-7 + 1e-8 * sum(module.HIDDEN)
+    return per_call if form == "call" else per_call / 20
+
+
 def _run(tmp_path, name, **kw):
+    """train_dataset with small settings; timings come from `fake_surrogate_timer` unless the test
+    passes surrogate_timer=None (the real clock)."""
     ds = kw.pop("dataset", None) or linear_dataset()
     kw.setdefault("topologies", TWO)
     kw.setdefault("epochs", 40)
     kw.setdefault("seed", 1)
+    kw.setdefault("surrogate_timer", fake_surrogate_timer)
     return train_dataset(ds, str(tmp_path / name), **kw)
 
 
@@ -128,8 +139,11 @@ def test_linear_reaches_target_and_writes_artifacts(tmp_path):
     assert all(r["meets_target"] and r["accuracy"] >= 0.99 for r in rows)
     for r in rows:
         assert r["steps"] > 0 and 1 <= r["epochs"] <= 40 and r["train_time"] > 0
-        assert r["time_per_call"] > 0 and r["time_per_element"] > 0 and r["exact_time_per_call"] == 5e-6
-    # Both meet the target; the 2x8x1 straight-line surrogate is far faster per call than 2x32x32x1.
+        assert r["exact_time_per_call"] == 5e-6
+    # the timings are the timer's (a cost model here): both meet the target, and the 2x8x1
+    # surrogate is faster per call than 2x32x32x1, so it is chosen
+    assert [r["time_per_call"] for r in rows] == pytest.approx([1.8e-7, 7.4e-7])
+    assert [r["time_per_element"] for r in rows] == pytest.approx([0.09e-7, 0.37e-7])
     assert rows[0]["predict_one_path"] == "scalar" and rows[1]["predict_one_path"] == "numpy"
     assert result.data["chosen"]["label"] == "8 relu" and rows[0]["chosen"] and not rows[1]["chosen"]
     # progress: per-epoch calls for each topology, ending with done == total
@@ -161,13 +175,28 @@ def test_linear_reaches_target_and_writes_artifacts(tmp_path):
     md = (out / "report.md").read_text()
     assert "| 2x8x1 | relu |" in md and "| 2x32x32x1 | relu |" in md and "**chosen**" in md
 
-    # model.keras is the chosen model: same predictions as the compiled module
+    # model.keras is the chosen model: its weights, with the normalisation folded in as compile
+    # folds it, are the module's weights.npz, and it predicts what the module predicts
     from regionx.train import _import_keras
 
     keras, _tf = _import_keras()
     model = keras.models.load_model(str(out / "model.keras"))
     layers = rxc.keras_layers(model)
-    assert [W.shape[1] for W, _b, _a in layers] == [8, 1]
+    assert [W.shape for W, _b, _a in layers] == [(2, 8), (8, 1)]
+    from regionx.train import _scale, _split
+
+    tr, _va, _te = _split(ds.X.shape[0], 1)  # the normalisation train_dataset used (seed 1)
+    (x_mean, x_scale), (y_mean, y_scale) = _scale(ds.X[tr]), _scale(ds.Y[tr])
+    folded, _scale_out, _shift_out = rxc.fold_normalisation(layers, x_mean, x_scale, y_mean, y_scale)
+    weights = np.load(out / "weights.npz")
+    for i, (W, b, _a) in enumerate(folded):  # Keras keeps float32 copies of the (float64) weights
+        np.testing.assert_allclose(weights[f"W{i}"], W, rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(weights[f"b{i}"], b, rtol=1e-6, atol=1e-7)
+    keras_pred = np.asarray(model.predict(((fresh - x_mean) / x_scale).astype(np.float32), verbose=0),
+                            dtype=np.float64) * y_scale + y_mean
+    assert mod.HIDDEN == (8,)
+    # agreement far closer than the 1% both networks reach: the very weights, not a similar network
+    np.testing.assert_allclose(keras_pred, mod.predict(fresh), rtol=1e-5, atol=1e-6)
 
 
 def test_same_seed_same_choice(tmp_path):
@@ -238,8 +267,11 @@ def test_executor_path_and_abs_metric(tmp_path):
     seen: list[str] = []
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         result = _run(tmp_path, "ex", topologies=[((6,), "relu")], metric="abs", tolerance=0.05, epochs=30,
-                      executor=pool, progress=lambda label, done, total: seen.append(label))
+                      executor=pool, progress=lambda label, done, total: seen.append(label), surrogate_timer=None)
     assert result.status == "ok", result.diagnostics
+    # the real clock (one topology: nothing is decided by it): measured, positive times
+    row = result.data["rows"][0]
+    assert row["time_per_call"] > 0 and row["time_per_element"] > 0
     assert result.data["metric"] == "abs" and result.data["rows"][0]["label"] == "6 relu"
     assert seen == ["6 relu"]
     assert json.loads((tmp_path / "ex" / "manifest.json").read_text())["metric"] == "abs"

@@ -176,7 +176,7 @@ def _try_code(names: Names, manifest: Manifest, region: Region) -> str:
     body = [
         f"\n\ndef {names.try_}({arglist}):\n",
         f'    """Surrogate of region {region.id}: its outputs {tuple(outs)}, or None when the exact code must run."""\n',
-        f"    if not {names.mod}.in_domain_one({arglist}):\n",
+        f"    if not ({trusted(names, manifest, arglist)}):\n",
         "        return None\n",
         f"    y = {names.mod}.predict_one({arglist})\n",
     ]
@@ -218,6 +218,15 @@ def _bindings_code(names: Names, manifest: Manifest, input_positions: Sequence[i
 
 # --------------------------------------------------------------------------------------------
 # the region itself
+
+
+def trusted(names: Names, manifest: Manifest, args: str) -> str:
+    """The condition under which one call may use the surrogate: its inputs inside the trained box
+    and, when the network has a learned guard (regionx.guard), the guard trusting them."""
+    cond = f"{names.mod}.in_domain_one({args})"
+    if manifest.topology.guard is not None:
+        cond += f" and {names.mod}.guard_one({args})"
+    return cond
 
 
 def forward_args(params: cst.Parameters) -> str:
@@ -267,7 +276,7 @@ def dispatcher(fn: cst.FunctionDef, names: Names, manifest: Manifest, nested: bo
     code = (
         f"def {fname}():\n"
         f'    """regionx dispatcher: the surrogate inside its trained domain, else {exact}."""\n'
-        f"    if {names.mod}.in_domain_one({ins}):\n"
+        f"    if {trusted(names, manifest, ins)}:\n"
         f"{hit}"
         f"    return {exact}({forward_args(fn.params)})\n"
     )

@@ -1,7 +1,7 @@
 """The run-time helpers (regionx.runtime) as source text for a patched file.
 
 A patched program needs numpy only, so the helpers it calls are copied into its loader block:
-the real functions' source (`inspect.getsource`, as `regionx.sample.PORTABLE` does for
+the real functions' source (`inspect.getsource`, as `regionx.sampling.harness.PORTABLE` does for
 harnesses), with every helper name and numpy renamed under the ``_regionx_`` prefix (they must
 not collide with the user's names) and the annotations dropped (a patched module has no
 ``from __future__ import annotations``, and its annotations would name typing objects it does
