@@ -9,7 +9,7 @@ export PIP_NO_WARN_SCRIPT_LOCATION := 1
 # pip's and setuptools' deprecation notices while installing are not the user's business (-qq
 # still prints errors, and a failed install stops make).
 QUIET_PIP := PYTHONWARNINGS=ignore $(PY) -m pip install -qq
-IMPORTS := import regionx, libcst, keras, distributed, numba, pytest, mypy, scipy
+IMPORTS := import regionx, libcst, keras, distributed, numba, pytest, mypy, scipy, mapie
 
 .PHONY: demo test venv bench clean
 

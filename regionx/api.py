@@ -10,11 +10,14 @@ import contextlib
 import json
 import os
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from regionx.analysis import analyze_file, analyze_source, find_region
 from regionx.diagnostics import Diagnostic, make
-from regionx.types import CheckReport, Dataset, FileAnalysis, Region, StageResult
+from regionx.types import CheckReport, Dataset, FileAnalysis, Manifest, Region, StageResult
+
+if TYPE_CHECKING:
+    from regionx.train import Topology
 
 
 @dataclass(frozen=True)
@@ -374,6 +377,33 @@ COMPILE_EPOCHS = 150
 COMPILE_TOPOLOGIES = "8;16;8,5;16,16;32,32"  # a short grid: users run compile with no flags first
 
 
+@dataclass(frozen=True)
+class _CompileRun:
+    """What every region of one `compile_file` call shares: the file, its text, the output
+    directory, the topology grid, and the caller's settings."""
+
+    path: str
+    original: str  # the file's text, line endings as written
+    out_dir: str
+    grid: list[Topology]
+    samples: int | None
+    seed: int
+    epochs: int | None
+    target: float
+    tolerance: float | None
+    metric: str | None
+    executor: str
+    force: bool
+    progress: ProgressFn | None
+    refine: str
+    design: str | None
+    resample: bool
+    rounds: int
+    budget: float | None
+    events: Callable[..., None] | None
+    guard: str
+
+
 def compile_file(path: str, selectors: Sequence[str] = (), *, out_dir: str | None = None, samples: int | None = None,
                  seed: int = 0, epochs: int | None = None, topologies: str | None = None, target: float = 0.99,
                  tolerance: float | None = None, metric: str | None = None, executor: str = "local",
@@ -390,11 +420,12 @@ def compile_file(path: str, selectors: Sequence[str] = (), *, out_dir: str | Non
     benchmarks/results/sampling.md). Each region's search (regionx.train.train_dataset, "fastest-first") gets
     `budget` seconds (default `default_budget`) and reports to `events` (SearchEvent); `guard`
     "auto" lets a network that misses the target alone get a learned guard (regionx.guard).
+
+    The steps: read and analyze the file, pick its regions and parse the grid; then per region
+    `_compile_region` (`_refusal`, `_compile_sample_step`, `_compile_train_step`); then
+    `_rewrite_trained` (one patched copy) and `_write_patched`.
     """
-    from regionx.fsutil import atomic_write_text
-    from regionx.rewrite import rewrite_source, unsupported_shape
-    from regionx.train import hoisted_loop_cost, parse_topologies, train_dataset
-    from regionx.types import Manifest
+    from regionx.train import parse_topologies
 
     original, analysis = read_and_analyze(path)  # line endings as written: the patched copy keeps them
     if not analysis.ok:
@@ -409,96 +440,157 @@ def compile_file(path: str, selectors: Sequence[str] = (), *, out_dir: str | Non
         grid = parse_topologies(topologies or COMPILE_TOPOLOGIES)
     except ValueError as exc:
         return [failed(path, [make("RX403", path, spec=topologies, detail=str(exc))])]
-
+    run = _CompileRun(path=path, original=original, out_dir=out_dir, grid=grid, samples=samples, seed=seed,
+                      epochs=epochs, target=target, tolerance=tolerance, metric=metric, executor=executor, force=force,
+                      progress=progress, refine=refine, design=design, resample=resample, rounds=rounds,
+                      budget=budget, events=events, guard=guard)
     results: list[StageResult] = []
     trained: list[tuple[Region, Manifest, str]] = []  # region, manifest, artifact dir
     for region in regions:
-        summary: dict[str, Any] = {"inputs": list(region.inputs), "outputs": list(region.outputs)}
-        if not region.replaceable:
-            reasons = tuple(make("RX505", path, r.line, 1, region=region.id, detail=f"{r.code} {r.message}") for r in region.reasons)
-            results.append(StageResult("failed", region.id, reasons, data={**summary, "verdict": "not replaceable"}))
-            continue
-        unsupported = unsupported_shape(region, region.outputs)
-        if unsupported is not None:  # refused before any sampling or training
-            results.append(StageResult("failed", region.id, (make("RX505", path, region.start_line, region.col or 1, region=region.id,
-                                                                  detail=unsupported),), data={**summary, "verdict": "rewrite failed"}))
-            continue
-        region_dir = os.path.join(out_dir, region.display_name)
-        pragma = region.pragma
-        n = samples or (pragma.samples if pragma and pragma.samples else COMPILE_SAMPLES)
-        region_seed = pragma.seed if pragma and pragma.seed is not None else seed
-        step: ProgressFn | None = (lambda done, total, _id=region.id: progress(f"sample {_id}", done, total)) if progress else None
-        fit = None
-        if rounds > 1:  # active rounds fit the grid's largest topology (its residuals show where it is hard)
-            from regionx.active import keras_fitter
+        result, done = _compile_region(run, region)
+        results.append(result)
+        if done is not None:
+            trained.append(done)
+    patched = _rewrite_trained(run, trained, results)
+    if patched is not None:
+        results = _write_patched(run, patched, results)
+    return results
 
-            hidden, activation = max(grid, key=lambda t: sum(t[0]))
-            fit = keras_fitter(tuple(hidden), activation, epochs or COMPILE_EPOCHS, region_seed,
-                               os.path.join(region_dir, "rounds"))
-        sampled, dataset = compile_samples(original, path, region, region_dir, n=n, seed=region_seed,
-                                           design=design or default_design(), executor=executor, resample=resample,
-                                           progress=step, rounds=rounds, fit=fit)
-        if dataset is None or not sampled.ok:
-            results.append(replace(sampled, region_id=region.id, data={**summary, **sampled.data, "verdict": "sampling failed"}))
-            continue
-        summary.update(samples=int(dataset.X.shape[0]), exact_time_per_call=dataset.meta.exact_time_per_call,
-                       **{k: v for k, v in sampled.data.items() if k.startswith("samples_") or k == "design"})
-        train_step: ProgressFn | None = (
-            (lambda label, done, total, _id=region.id: progress(f"train {_id} {label}", done, total)) if progress else None)
-        # Pick the fastest topology for the path that will run: per batch element when the
-        # rewriter will hoist a map loop calling this region, else per scalar call.
-        hoisted_lines, loop_extra = hoisted_loop_cost(original, region, path)
-        select_by = "batch" if hoisted_lines else "call"
-        summary.update(select_by=select_by, hoistable_loops=hoisted_lines, loop_extra_seconds=loop_extra)
-        dataset = _with_pragma_criterion(dataset, region)
-        with exact_timer_for(dataset, original, path, region) as timer:
-            trained_result = train_dataset(
-                dataset, region_dir, topologies=grid, target=target, tolerance=tolerance, metric=metric,
-                epochs=epochs or COMPILE_EPOCHS, seed=region_seed, select_by=select_by,
-                progress=train_step if events is None else None,  # the events show the epochs then
-                exact_timer=timer, refine=refine, search="fastest-first",
-                budget=budget if budget is not None else default_budget(), loop_extra_seconds=loop_extra,
-                keep_unprofitable=force, guard=guard,
-                grow=_grower(original, path, region, region_seed, design or default_design(), executor),
-                events=events)
-        data = {**summary, **trained_result.data}
-        if not trained_result.ok:
-            verdict = ("refused before training" if any(d.code == "RX502" for d in trained_result.diagnostics)
-                       else "no topology met the target")
-            results.append(replace(trained_result, region_id=region.id, data={**data, "verdict": verdict}))
-            continue
-        with open(trained_result.artifacts["manifest"], encoding="utf-8") as handle:
-            manifest = Manifest.from_json(json.load(handle))
-        trained.append((region, manifest, region_dir))
-        results.append(replace(trained_result, region_id=region.id, data={**data, "verdict": "trained"}))
 
-    # Rewrite every trained region into one patched copy; re-analyze after each patch since lines move.
-    patched = original
+def _compile_region(run: _CompileRun, region: Region) -> tuple[StageResult, tuple[Region, Manifest, str] | None]:
+    """One region through sampling and training: (its result, and when it was trained: the
+    region, its manifest and its artifact directory)."""
+    summary: dict[str, Any] = {"inputs": list(region.inputs), "outputs": list(region.outputs)}
+    refused = _refusal(run.path, region, summary)
+    if refused is not None:
+        return refused, None
+    region_dir = os.path.join(run.out_dir, region.display_name)
+    pragma = region.pragma
+    region_seed = pragma.seed if pragma and pragma.seed is not None else run.seed
+    sampled, dataset = _compile_sample_step(run, region, region_dir, region_seed)
+    if dataset is None or not sampled.ok:
+        return replace(sampled, region_id=region.id, data={**summary, **sampled.data, "verdict": "sampling failed"}), None
+    summary.update(samples=int(dataset.X.shape[0]), exact_time_per_call=dataset.meta.exact_time_per_call,
+                   **{k: v for k, v in sampled.data.items() if k.startswith("samples_") or k == "design"})
+    trained_result, selection = _compile_train_step(run, region, dataset, region_dir, region_seed)
+    data = {**summary, **selection, **trained_result.data}
+    if not trained_result.ok:
+        verdict = ("refused before training" if any(d.code == "RX502" for d in trained_result.diagnostics)
+                   else "no topology met the target")
+        return replace(trained_result, region_id=region.id, data={**data, "verdict": verdict}), None
+    with open(trained_result.artifacts["manifest"], encoding="utf-8") as handle:
+        manifest = Manifest.from_json(json.load(handle))
+    return replace(trained_result, region_id=region.id, data={**data, "verdict": "trained"}), (region, manifest, region_dir)
+
+
+def _refusal(path: str, region: Region, summary: dict[str, Any]) -> StageResult | None:
+    """The failed result of a region refused before any sampling or training (not replaceable, or
+    outputs the rewrite cannot store), else None."""
+    from regionx.rewrite import unsupported_shape
+
+    if not region.replaceable:
+        reasons = tuple(make("RX505", path, r.line, 1, region=region.id, detail=f"{r.code} {r.message}") for r in region.reasons)
+        return StageResult("failed", region.id, reasons, data={**summary, "verdict": "not replaceable"})
+    unsupported = unsupported_shape(region, region.outputs)
+    if unsupported is not None:
+        return StageResult("failed", region.id, (make("RX505", path, region.start_line, region.col or 1, region=region.id,
+                                                      detail=unsupported),), data={**summary, "verdict": "rewrite failed"})
+    return None
+
+
+def _compile_sample_step(run: _CompileRun, region: Region, region_dir: str,
+                         region_seed: int) -> tuple[StageResult, Dataset | None]:
+    """compile's samples of `region` (`compile_samples`); with active rounds, fitted by the grid's
+    largest topology (its residuals show where the region is hard)."""
+    pragma = region.pragma
+    n = run.samples or (pragma.samples if pragma and pragma.samples else COMPILE_SAMPLES)
+    progress = run.progress
+    step: ProgressFn | None = (lambda done, total, _id=region.id: progress(f"sample {_id}", done, total)) if progress else None
+    fit = None
+    if run.rounds > 1:
+        from regionx.active import keras_fitter
+
+        hidden, activation = max(run.grid, key=lambda t: sum(t[0]))
+        fit = keras_fitter(tuple(hidden), activation, run.epochs or COMPILE_EPOCHS, region_seed,
+                           os.path.join(region_dir, "rounds"))
+    return compile_samples(run.original, run.path, region, region_dir, n=n, seed=region_seed,
+                           design=run.design or default_design(), executor=run.executor, resample=run.resample,
+                           progress=step, rounds=run.rounds, fit=fit)
+
+
+def _compile_train_step(run: _CompileRun, region: Region, dataset: Dataset, region_dir: str,
+                        region_seed: int) -> tuple[StageResult, dict[str, Any]]:
+    """compile's topology search for `region` (regionx.train.train_dataset): (its result, how the
+    topology is selected: ``select_by``, ``hoistable_loops``, ``loop_extra_seconds``)."""
+    from regionx.train import hoisted_loop_cost, train_dataset
+
+    progress = run.progress
+    train_step: ProgressFn | None = (
+        (lambda label, done, total, _id=region.id: progress(f"train {_id} {label}", done, total)) if progress else None)
+    # Pick the fastest topology for the path that will run: per batch element when the
+    # rewriter will hoist a map loop calling this region, else per scalar call.
+    hoisted_lines, loop_extra = hoisted_loop_cost(run.original, region, run.path)
+    select_by = "batch" if hoisted_lines else "call"
+    selection = {"select_by": select_by, "hoistable_loops": hoisted_lines, "loop_extra_seconds": loop_extra}
+    dataset = _with_pragma_criterion(dataset, region)
+    with exact_timer_for(dataset, run.original, run.path, region) as timer:
+        trained_result = train_dataset(
+            dataset, region_dir, topologies=run.grid, target=run.target, tolerance=run.tolerance, metric=run.metric,
+            epochs=run.epochs or COMPILE_EPOCHS, seed=region_seed, select_by=select_by,
+            progress=train_step if run.events is None else None,  # the events show the epochs then
+            exact_timer=timer, refine=run.refine, search="fastest-first",
+            budget=run.budget if run.budget is not None else default_budget(), loop_extra_seconds=loop_extra,
+            keep_unprofitable=run.force, guard=run.guard,
+            grow=_grower(run.original, run.path, region, region_seed, run.design or default_design(), run.executor),
+            events=run.events)
+    return trained_result, selection
+
+
+def _rewrite_trained(run: _CompileRun, trained: Sequence[tuple[Region, Manifest, str]],
+                     results: list[StageResult]) -> str | None:
+    """Rewrite every trained region into one patched copy of the file, re-analyzing after each
+    patch since lines move; each region's entry of `results` is updated in place. Returns the
+    patched text, or None when no region was rewritten."""
+    patched = run.original
     patched_any = False
     for region, manifest, region_dir in trained:
         index = next(i for i, r in enumerate(results) if r.region_id == region.id)
-        current = find_region(analyze_source(patched, path), region.id)
-        if current is None:
-            results[index] = replace(results[index], status="failed", diagnostics=(
-                make("RX505", path, region.start_line, 1, region=region.id, detail="region not found after earlier rewrites"),))
-            continue
-        module_path = os.path.relpath(os.path.join(region_dir, manifest.module), out_dir)
-        rewritten = rewrite_source(patched, path, current, manifest, module_name=module_path, force=force)
-        if not rewritten.ok:
-            results[index] = replace(results[index], status="failed", diagnostics=rewritten.diagnostics,
-                                     data={**results[index].data, "verdict": "not profitable" if any(
-                                         d.code == "RX502" for d in rewritten.diagnostics) else "rewrite failed"})
-            continue
-        patched = rewritten.data["text"]
-        patched_any = True
-        results[index] = replace(results[index], data={**results[index].data, "verdict": "rewritten",
-                                                       "path_taken": rewritten.data.get("path_taken"),
-                                                       "batched": rewritten.data.get("batched", [])})
-    if patched_any:
-        target_file = os.path.join(out_dir, os.path.basename(path))
-        atomic_write_text(target_file, patched)
-        results = [replace(r, artifacts={**r.artifacts, "patched": target_file}) if r.ok else r for r in results]
-    return results
+        results[index], text = _rewrite_region(run, patched, region, manifest, region_dir, results[index])
+        if text is not None:
+            patched = text
+            patched_any = True
+    return patched if patched_any else None
+
+
+def _rewrite_region(run: _CompileRun, patched: str, region: Region, manifest: Manifest, region_dir: str,
+                    result: StageResult) -> tuple[StageResult, str | None]:
+    """Rewrite one trained region in the text patched so far: (its updated result, the new text,
+    or None when the region could not be rewritten)."""
+    from regionx.rewrite import rewrite_source
+
+    current = find_region(analyze_source(patched, run.path), region.id)
+    if current is None:
+        return replace(result, status="failed", diagnostics=(
+            make("RX505", run.path, region.start_line, 1, region=region.id,
+                 detail="region not found after earlier rewrites"),)), None
+    module_path = os.path.relpath(os.path.join(region_dir, manifest.module), run.out_dir)
+    rewritten = rewrite_source(patched, run.path, current, manifest, module_name=module_path, force=run.force)
+    if not rewritten.ok:
+        return replace(result, status="failed", diagnostics=rewritten.diagnostics,
+                       data={**result.data, "verdict": "not profitable" if any(
+                           d.code == "RX502" for d in rewritten.diagnostics) else "rewrite failed"}), None
+    return replace(result, data={**result.data, "verdict": "rewritten", "path_taken": rewritten.data.get("path_taken"),
+                                 "batched": rewritten.data.get("batched", [])}), rewritten.data["text"]
+
+
+def _write_patched(run: _CompileRun, patched: str, results: Sequence[StageResult]) -> list[StageResult]:
+    """Write the patched copy as ``out_dir/<file>.py``; every successful result gets it as its
+    ``patched`` artifact."""
+    from regionx.fsutil import atomic_write_text
+
+    target_file = os.path.join(run.out_dir, os.path.basename(run.path))
+    atomic_write_text(target_file, patched)
+    return [replace(r, artifacts={**r.artifacts, "patched": target_file}) if r.ok else r for r in results]
 
 
 # --------------------------------------------------------------------------- check / profile

@@ -700,6 +700,15 @@ def _search_md(report: dict[str, Any]) -> list[str]:
             elif e["stage"] in ("extend", "grow"):
                 result = (f"{e.get('refine_seconds', 0):.0f} s more refinement on {e.get('rows')} rows: validation "
                           f"{_pct(e.get('val_accuracy_before'))} -> {_pct(e.get('val_accuracy_after'))}")
+            elif e["stage"] == "robust":
+                before, after = e.get("val_accuracy_before"), e.get("val_accuracy_after")
+                result = (f"Cauchy loss, {e.get('iterations')} iterations: validation {_pct(before)} -> {_pct(after)}"
+                          + (" (kept)" if (after or 0) > (before or 0) else " (dropped)"))
+            elif e["stage"] == "guard":
+                result = (f"no guard: {e['problem']}" if e.get("problem") else
+                          f"{'x'.join(str(h) for h in e.get('guard') or ())} tanh guard lets the network answer "
+                          f"{_pct(e.get('guard_rate'))}; program {_pct(e.get('effective_accuracy'))}, lower bound "
+                          f"{_pct(e.get('accuracy_lcb'))}")
             left = e.get("budget_left_s")
             lines.append(f"| {e['stage']} | {e.get('candidate') or '-'} | {e['nominal_s']:.1f} | {e['wall_s']:.1f} | "
                          f"{'-' if left is None else f'{left:.0f}'} | {result} |")
@@ -1720,8 +1729,9 @@ def _guarded(ctx: _Context, entry: _Trained, sub: str, ledger: Ledger) -> _Train
     # costs ROBUST_SECONDS: a network that far off is a poor bet)
     floor = GUARD_CALL_FIXED if per_call else GUARD_ROW_FIXED
     if (base + floor + (1.0 - entry.row.accuracy) * exact) * MIN_GUARD_GAIN >= exact:
-        entry.extra = {**entry.extra, "guard_problem": "even a perfect guard could not make it faster than the exact "
-                       f"code: {1.0 - entry.row.accuracy:.1%} of the answers would fall back"}
+        entry.extra = {**entry.extra, "guard_problem": f"even a perfect guard would make the program less than "
+                       f"{MIN_GUARD_GAIN:g}x faster than the exact code ({1.0 - entry.row.accuracy:.1%} of the answers "
+                       "would fall back)"}
         return entry
     meta, label = ctx.meta, entry.candidate.label
     t0 = time.perf_counter()

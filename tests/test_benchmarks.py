@@ -119,3 +119,38 @@ def test_batch_path_and_batch_loops_tiny(tmp_path) -> None:
     assert batch_loops.main(["--quick", "--only", "ci_repo", "--out", str(tmp_path)]) == 0
     (row,) = json.loads((tmp_path / "batch_loops.json").read_text())["rows"]
     assert [b["form"] for b in row["batched"]] == ["distributed"] and row["within_tolerance"] == 1.0
+
+
+def test_pipeflow_kernel_has_two_regimes_and_a_jump() -> None:
+    """benchmarks/kernels/pipeflow.py (the learned guard's benchmark): Hausen's laminar Nusselt number
+    below Re 2300, Gnielinski's with Colebrook's friction factor above, so the coefficient jumps
+    across v*d = 2300*NU; the region is replaceable."""
+    from regionx.analysis import analyze_file, find_region
+
+    path = os.path.join(ROOT, "benchmarks", "kernels", "pipeflow.py")
+    pf = speedup.C.import_file(path)
+    d = 0.005
+    v = pf.RE_CRITICAL * pf.NU / d
+    below, above = pf.heat_transfer(v * 0.999, d), pf.heat_transfer(v * 1.001, d)
+    assert above > 1.5 * below  # the jump
+    # laminar, fully developed limit (Graetz number -> 0): Nu = 3.66
+    assert math.isclose(pf.heat_transfer(1e-9, d), 3.66 * pf.K / d, rel_tol=1e-6)
+    # turbulent: the friction factor satisfies Colebrook's equation (checked through Nu)
+    re = 1e5
+    f = 1.0 / (2.0 * math.log10(2.51 / (re * math.sqrt(0.018)))) ** 2
+    for _ in range(100):
+        f = 1.0 / (-2.0 * math.log10(2.51 / (re * math.sqrt(f)))) ** 2
+    nu = (f / 8) * (re - 1000) * pf.PR / (1 + 12.7 * math.sqrt(f / 8) * (pf.PR ** (2 / 3) - 1))
+    assert math.isclose(pf.heat_transfer(re * pf.NU / d, d), nu * pf.K / d, rel_tol=1e-5)
+    region = find_region(analyze_file(path), "heat_transfer")
+    assert region is not None and region.replaceable
+
+
+def test_guard_benchmark_strips_only_the_accept_line(tmp_path) -> None:
+    from benchmarks import guard as guard_bench
+
+    stripped = open(guard_bench.without_accept(guard_bench.NEWTON, str(tmp_path)), encoding="utf-8").read()
+    original = open(guard_bench.NEWTON, encoding="utf-8").read()
+    assert "accept=" in original and "# regionx: accept=" not in stripped
+    assert '# regionx: require="b*b - 4*a*c >= 0"\n' in stripped
+    assert len(stripped.splitlines()) == len(original.splitlines()) - 1
