@@ -240,9 +240,9 @@ def _worker_cpu() -> float:
 
 
 def _score(predict: Any, X: np.ndarray, Y: np.ndarray, metric: str, tolerance: float) -> float:
-    from regionx.active import error_ratio
+    from regionx.criterion import Criterion
 
-    return float(np.mean(error_ratio(predict(X), Y, metric, tolerance) <= 1.0))
+    return float(np.mean(Criterion.legacy(metric, tolerance).within(predict(X), Y)))
 
 
 def designs(cfg: dict[str, Any], work: str) -> dict[str, Any]:

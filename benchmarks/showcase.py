@@ -183,9 +183,9 @@ def _loop_time(output: str) -> float:
 
 def within(pred: np.ndarray, exact: np.ndarray, tolerance: float, metric: str) -> float:
     """Share of results within the region's tolerance of the exact ones (regionx's metric)."""
-    from regionx.active import error_ratio
+    from regionx.criterion import Criterion
 
-    return float(np.mean(error_ratio(pred[:, None], exact[:, None], metric, tolerance) <= 1.0))
+    return float(np.mean(Criterion.legacy(metric, tolerance).within(pred[:, None], exact[:, None])))
 
 
 def compile_showcase(out: str, cfg: dict[str, Any]) -> dict[str, Any]:

@@ -4,7 +4,7 @@ the surrogate trained on the samples so far is least accurate (issue 14, "fewer 
 Round 0 draws a quarter, an eighth ... of the budget from the chosen design (regionx.sample
 DESIGNS); every later round doubles the samples taken so far. Before a round, a surrogate is fitted
 to the samples so far (`fit`: in compile, one topology trained by regionx.train) and its error is
-measured on each of them, in units of the tolerance (`error_ratio`: 1.0 is at the tolerance). The
+measured on each of them, in units of the tolerance (`Criterion.error_ratio` of `dataset_criterion`: 1.0 is at the tolerance). The
 new inputs are chosen from a pool of candidates drawn from the same design (so require= holds and
 the box stays covered): a share `explore` in the design's own order (whatever the errors say, so
 a region the first rounds missed is still found), the rest by weighted sampling without
@@ -29,7 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from regionx.types import REL_FLOOR, Dataset, DomainSpec, Region, StageResult
+from regionx.criterion import Criterion
+from regionx.types import Dataset, DomainSpec, Region, StageResult
 
 # Share of each round's new samples placed by the design alone (exploration).
 EXPLORE = 0.25
@@ -51,14 +52,14 @@ def round_sizes(n: int, rounds: int) -> list[int]:
     return [b - a for a, b in zip([0] + totals[:-1], totals) if b > a]
 
 
-def error_ratio(pred: np.ndarray, exact: np.ndarray, metric: str, tolerance: float) -> np.ndarray:
-    """Per row, the largest error of any output in units of the tolerance (<= 1: within it), by
-    regionx's metrics: |p - y| / tolerance ("abs") or / (tolerance * max(|y|, REL_FLOOR)) ("rel")."""
-    pred = np.asarray(pred, dtype=np.float64).reshape(len(exact), -1)
-    exact = np.asarray(exact, dtype=np.float64).reshape(len(exact), -1)
-    allowed = tolerance * (np.maximum(np.abs(exact), REL_FLOOR) if metric == "rel" else 1.0)
-    ratio = np.abs(pred - exact) / allowed
-    return np.nan_to_num(ratio, nan=1e6, posinf=1e6).max(axis=1)
+def dataset_criterion(dataset: Dataset) -> Criterion:
+    """The criterion training will judge the dataset's region by (regionx.criterion): the pragma's
+    rtol/atol when given, else its tolerance + metric, a relative one with its floor from the
+    outputs' own scale."""
+    meta = dataset.meta
+    if meta.rtol is not None or meta.atol is not None:
+        return Criterion.resolve(reference=dataset.Y, rtol=meta.rtol, atol=meta.atol)
+    return Criterion.resolve(reference=dataset.Y, tolerance=meta.tolerance, metric=meta.metric)
 
 
 def unit_columns(X: np.ndarray, specs: Sequence[DomainSpec]) -> np.ndarray:
@@ -155,7 +156,7 @@ def sample_active(text: str, path: str, region: Region, *, n: int, seed: int, de
         require = region.pragma.require if region.pragma is not None else None
         for k, m in enumerate(sizes[1:], start=1):
             predict = fit(dataset)
-            errors = error_ratio(predict(dataset.X), dataset.Y, dataset.meta.metric, dataset.meta.tolerance)
+            errors = dataset_criterion(dataset).error_ratio(predict(dataset.X), dataset.Y)
             history.append({"samples": int(len(dataset.X)), "fit_within_tolerance": float(np.mean(errors <= 1.0))})
             # Candidates: the same design, another stream per round (seeded: rounds are reproducible).
             rng = np.random.default_rng([seed, k])

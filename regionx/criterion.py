@@ -261,6 +261,12 @@ def lower_bound(successes: int, n: int, confidence: float = CONFIDENCE) -> float
     return max(0.0, (centre - margin) / denom)
 
 
+def upper_bound(successes: int, n: int, confidence: float = CONFIDENCE) -> float:
+    """One-sided upper confidence bound of a share (Wilson's, as `lower_bound`; 1 when n is 0):
+    below a target, there is evidence at `confidence` that the share is below it."""
+    return 1.0 - lower_bound(n - successes, n, confidence) if n > 0 else 1.0
+
+
 def _normal_quantile(q: float) -> float:
     """Standard normal quantile by bisection on erf (only for non-default confidences)."""
     lo, hi = -10.0, 10.0

@@ -38,10 +38,11 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 import networkx as nx
-from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
+from libcst.metadata import CodeRange
 
 from regionx import __version__
 from regionx import diagnostics as dx
+from regionx.analysis.locate import Located, NotFound, RegionLocator
 from regionx.closure import Closure, closure_changes, closure_sha256
 from regionx.sampling.harness import exec_module, portable_source
 from regionx.types import DEFAULT_METRIC, DEFAULT_TOLERANCE, Dependency, Region, StageResult
@@ -88,15 +89,6 @@ class _Stmt:
     is_future: bool = False
     is_star: bool = False
     is_main_guard: bool = False
-
-
-@dataclass
-class _Located:
-    """Where the region is in the CST."""
-
-    kind: str
-    nodes: list[cst.BaseStatement]  # the def, the loop, or the block's statements
-    parents: list[cst.CSTNode] = field(default_factory=list)  # enclosing ClassDef/FunctionDef, outermost first
 
 
 # -- name analysis -----------------------------------------------------------------------------
@@ -195,86 +187,6 @@ def _module_statements(module: cst.Module, positions: Mapping[cst.CSTNode, CodeR
         stmt.is_main_guard = _is_main_guard(node)
         stmts.append(stmt)
     return stmts
-
-
-# -- locating the region -------------------------------------------------------------------------
-
-
-class _Locator(cst.CSTVisitor):
-    METADATA_DEPENDENCIES = (PositionProvider,)
-
-    def __init__(self, region: Region) -> None:
-        super().__init__()
-        self.region = region
-        self.stack: list[cst.CSTNode] = []
-        self.found: _Located | None = None
-        self.function_candidates: list[tuple[int, _Located]] = []
-        self.block_runs: list[tuple[int, int, _Located]] = []
-
-    def _line(self, node: cst.CSTNode) -> int:
-        return self.get_metadata(PositionProvider, node).start.line
-
-    def _end(self, node: cst.CSTNode) -> int:
-        return self.get_metadata(PositionProvider, node).end.line
-
-    def visit_ClassDef(self, node: cst.ClassDef) -> None:
-        self.stack.append(node)
-
-    def leave_ClassDef(self, original_node: cst.ClassDef) -> None:
-        self.stack.pop()
-
-    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
-        r = self.region
-        if r.kind == "function":
-            def_line = self._line(node)
-            first = min([def_line] + [self._line(d) for d in node.decorators])
-            name = r.qualname.rsplit(".", 1)[-1] if r.qualname else r.name
-            if node.name.value == name and r.start_line <= def_line <= max(r.end_line, r.start_line):
-                score = 0 if r.start_line in (first, def_line) else 1
-                self.function_candidates.append((score, _Located("function", [node], list(self.stack))))
-        self.stack.append(node)
-
-    def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
-        self.stack.pop()
-
-    def _loop(self, node: cst.For | cst.While) -> None:
-        if self.region.kind == "loop" and self.found is None and self._line(node) == self.region.start_line:
-            self.found = _Located("loop", [node], list(self.stack))
-
-    def visit_For(self, node: cst.For) -> None:
-        self._loop(node)
-
-    def visit_While(self, node: cst.While) -> None:
-        self._loop(node)
-
-    def _body(self, body: Sequence[cst.BaseStatement]) -> None:
-        r = self.region
-        if r.kind != "block":
-            return
-        inside = [s for s in body if self._line(s) >= r.start_line and self._end(s) <= r.end_line]
-        if not inside:
-            return
-        # Only a contiguous run of this body counts.
-        idx = [list(body).index(s) for s in inside]
-        if idx != list(range(idx[0], idx[-1] + 1)):
-            return
-        span = self._end(inside[-1]) - self._line(inside[0])
-        self.block_runs.append((span, -self._line(inside[0]), _Located("block", inside, list(self.stack))))
-
-    def visit_IndentedBlock(self, node: cst.IndentedBlock) -> None:
-        self._body(node.body)
-
-    def visit_Module(self, node: cst.Module) -> None:
-        self._body(node.body)
-
-    def result(self) -> _Located | None:
-        if self.found is not None:
-            return self.found
-        if self.function_candidates:
-            return min(self.function_candidates, key=lambda c: c[0])[1]
-        if self.block_runs:
-            return max(self.block_runs, key=lambda c: (c[0], c[1]))[2]
-        return None
 
 
 # -- control flow check ---------------------------------------------------------------------------
@@ -485,21 +397,23 @@ def source_changes(text: str, path: str, region: Region, source_sha256: str, clo
 def _build(text: str, path: str, region: Region, module: cst.Module) -> tuple[str, dict]:  # type: ignore[type-arg]
     """The harness of `region` and the data `extract_region` returns with it; ExtractError when
     the region cannot be extracted."""
-    located, positions = _locate(module, region)
-    stmts = _module_statements(module, positions)
+    locator = RegionLocator(module)
+    located = locator.locate(region)
+    if isinstance(located, NotFound):
+        raise ExtractError(region.start_line, f"no {region.kind} found at lines {region.start_line}-{region.end_line} (source changed?)")
+    stmts = _module_statements(module, locator.positions)
     tree = ast.parse(text)
     inputs = list(region.inputs)
     outputs = list(region.outputs)
     for name in inputs:
         if not name.isidentifier():
             raise ExtractError(region.start_line, f"input {name!r} is not a plain variable name")
-    module_level = not any(isinstance(p, cst.FunctionDef) for p in located.parents) and region.kind != "function"
-    module_level = module_level and not located.parents
+    module_level = region.kind != "function" and not located.stack
     names = _module_names(stmts, region, module_level)
     if region.kind == "function":
         wrapper = _function_wrapper(region, located, module, stmts, names, inputs, outputs)
     else:
-        wrapper = _block_wrapper(located, positions, inputs, outputs)
+        wrapper = _block_wrapper(located, inputs, outputs)
     roots = _wrapper_free_names(wrapper, region, located) | wrapper.extra_free
     closure = _closure_indices(stmts, names, wrapper.special, roots, tree, region)
     futures = [s for s in stmts if s.is_future]
@@ -515,18 +429,6 @@ def _build(text: str, path: str, region: Region, module: cst.Module) -> tuple[st
         "closure": _closure_of(body_stmts, region).to_json(),
     }
     return harness, data
-
-
-def _locate(module: cst.Module, region: Region) -> tuple[_Located, Mapping[cst.CSTNode, CodeRange]]:
-    """Where the region is in `module`, and the positions of the module's nodes."""
-    wrapper_meta = MetadataWrapper(module, unsafe_skip_copy=True)
-    positions = wrapper_meta.resolve(PositionProvider)
-    locator = _Locator(region)
-    wrapper_meta.visit(locator)
-    located = locator.result()
-    if located is None:
-        raise ExtractError(region.start_line, f"no {region.kind} found at lines {region.start_line}-{region.end_line} (source changed?)")
-    return located, positions
 
 
 @dataclass
@@ -585,10 +487,10 @@ class _Wrapper:
     dropped_decorators: list[str] = field(default_factory=list)
 
 
-def _function_wrapper(region: Region, located: _Located, module: cst.Module, stmts: list[_Stmt],
+def _function_wrapper(region: Region, located: Located, module: cst.Module, stmts: list[_Stmt],
                       names: _ModuleNames, inputs: list[str], outputs: list[str]) -> _Wrapper:
     """``region`` calling a function region: ``def region(a, b): return (f(a, b),)``."""
-    func = located.nodes[0]
+    func = located.statements[0]
     assert isinstance(func, cst.FunctionDef)
     wrapper = _Wrapper()
     # Decorators that do not resolve at module level are dropped (e.g. kernprof's @profile).
@@ -603,7 +505,7 @@ def _function_wrapper(region: Region, located: _Located, module: cst.Module, stm
             kept.append(decorator)
         else:
             wrapper.dropped_decorators.append(code)
-    target, skip_first = _call_target(region, func, located.parents, kept, module, stmts, names, wrapper)
+    target, skip_first = _call_target(region, func, located.stack, kept, module, stmts, names, wrapper)
     call_args, plain = _call_arguments(func, inputs, skip_first)
     params = [p.name.value for p in list(func.params.posonly_params) + list(func.params.params)]
     params += [p.name.value for p in func.params.kwonly_params]
@@ -663,14 +565,13 @@ def _call_target(region: Region, func: cst.FunctionDef, parents: Sequence[cst.CS
     return fname, False
 
 
-def _block_wrapper(located: _Located, positions: Mapping[cst.CSTNode, CodeRange], inputs: list[str],
-                   outputs: list[str]) -> _Wrapper:
+def _block_wrapper(located: Located, inputs: list[str], outputs: list[str]) -> _Wrapper:
     """``region`` holding a loop or block region's statements, returning its outputs."""
-    nodes = list(located.nodes)
+    nodes = list(located.statements)
     first = nodes[0]
     nodes[0] = first.with_changes(leading_lines=())
     region_code = cst.Module(body=nodes).code  # type: ignore[arg-type]  # statements of one body
-    escape = _escapes(region_code, positions[located.nodes[0]].start.line)
+    escape = _escapes(region_code, located.line)
     if escape is not None:
         raise ExtractError(*escape)
     ret = ", ".join(outputs)
@@ -684,7 +585,7 @@ def _block_wrapper(located: _Located, positions: Mapping[cst.CSTNode, CodeRange]
     return _Wrapper(code=template.with_changes(body=[func_t]).code)
 
 
-def _wrapper_free_names(wrapper: _Wrapper, region: Region, located: _Located) -> set[str]:
+def _wrapper_free_names(wrapper: _Wrapper, region: Region, located: Located) -> set[str]:
     """The module-level names ``region`` reads (a nested function copied out defines its own)."""
     try:
         _b, _now, wrapper_free = _symbols(wrapper.code)
@@ -692,7 +593,7 @@ def _wrapper_free_names(wrapper: _Wrapper, region: Region, located: _Located) ->
         raise ExtractError(region.start_line, f"the region cannot run inside a function: {exc.msg}") from None
     wrapper_free = set(wrapper_free)
     if wrapper.extra_code and region.kind == "function":
-        wrapper_free.discard(located.nodes[0].name.value)  # type: ignore[attr-defined]  # defined by extra_code
+        wrapper_free.discard(located.statements[0].name.value)  # type: ignore[attr-defined]  # defined by extra_code
     return wrapper_free
 
 

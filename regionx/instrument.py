@@ -38,9 +38,9 @@ from pathlib import Path
 from typing import Any
 
 import libcst as cst
-from libcst.metadata import MetadataWrapper, PositionProvider
 
 from regionx import diagnostics as dx
+from regionx.analysis.locate import Located, RegionLocator
 from regionx.analysis.source import read_source
 from regionx.types import InstrumentedRun, Region
 
@@ -50,28 +50,25 @@ _INTERPRETER_FLAGS_WITH_ARG = ("-X", "-W", "-Q")
 
 
 class _Wrapper(cst.CSTTransformer):
-    """Wraps the statements of each region in enter/try/finally-exit hook calls."""
+    """Wraps the statements of each located region in enter/try/finally-exit hook calls."""
 
-    METADATA_DEPENDENCIES = (PositionProvider,)
-
-    def __init__(self, regions: Sequence[Region], hook_module: str) -> None:
+    def __init__(self, located: Sequence[Located], hook_module: str) -> None:
         super().__init__()
         self.hook = hook_module
-        self.functions = [r for r in regions if r.kind == "function"]
-        self.loops = [r for r in regions if r.kind == "loop"]
-        self.blocks = [r for r in regions if r.kind == "block"]
+        # the def or loop node -> its region (the first region, if two name the same node)
+        self.nodes: dict[int, Region] = {}
+        for found in located:
+            if found.kind in ("function", "loop"):
+                self.nodes.setdefault(id(found.node), found.region)
+        self.blocks = [found for found in located if found.kind == "block"]
         self.wrapped: set[str] = set()
         self.counter = 0
-        self.scope: list[str] = []
-        self.block_body: dict[str, cst.CSTNode] = {}  # block region id -> the body that holds it
+
+    def _region_of(self, node: cst.CSTNode) -> Region | None:
+        region = self.nodes.get(id(node))
+        return None if region is None or region.id in self.wrapped else region
 
     # -- helpers ---------------------------------------------------------------------------
-    def _line(self, node: cst.CSTNode) -> int:
-        return self.get_metadata(PositionProvider, node).start.line
-
-    def _end_line(self, node: cst.CSTNode) -> int:
-        return self.get_metadata(PositionProvider, node).end.line
-
     def _wrap(self, region: Region, body: Sequence[cst.BaseStatement], *, enter_inside: bool) -> list[cst.BaseStatement]:
         """``token = enter(id); try: body finally: exit(id, token)``; the body's leading comments stay above.
 
@@ -92,60 +89,9 @@ class _Wrapper(cst.CSTTransformer):
             return [cst.Try(body=cst.IndentedBlock(body=[enter, *inner]), finalbody=finalbody, leading_lines=leading)]
         return [enter.with_changes(leading_lines=leading), cst.Try(body=cst.IndentedBlock(body=inner), finalbody=finalbody)]
 
-    def visit_Module(self, node: cst.Module) -> None:
-        # Choose, for each block region, the one body holding it: the outermost run of whole
-        # statements inside its lines (a nested body's statements lie inside those lines too).
-        bodies: list[cst.CSTNode] = [node]
-
-        class Bodies(cst.CSTVisitor):
-            def visit_IndentedBlock(self, block: cst.IndentedBlock) -> None:
-                bodies.append(block)
-
-        node.visit(Bodies())
-        for region in self.blocks:
-            best: tuple[int, int] | None = None
-            for body in bodies:
-                run = self._run(region, body.body)  # type: ignore[attr-defined]
-                if run is None:
-                    continue
-                key = (self._line(body.body[run[0]]), -(run[1] - run[0]))  # type: ignore[attr-defined]
-                if best is None or key < best:
-                    best = key
-                    self.block_body[region.id] = body
-
-    def _run(self, region: Region, statements: Sequence[cst.BaseStatement]) -> tuple[int, int] | None:
-        """Indices (first, last) of the consecutive statements lying within the region's lines."""
-        inside = [
-            k for k, s in enumerate(statements)
-            if self._line(s) >= region.start_line and self._end_line(s) <= region.end_line
-        ]
-        if not inside or inside != list(range(inside[0], inside[-1] + 1)):
-            return None
-        return inside[0], inside[-1]
-
-    # -- scopes (qualnames, for matching function regions) --------------------------------
-    def visit_ClassDef(self, node: cst.ClassDef) -> None:
-        self.scope.append(node.name.value)
-
-    def leave_ClassDef(self, original_node: cst.ClassDef, updated_node: cst.ClassDef) -> cst.ClassDef:
-        self.scope.pop()
-        return updated_node
-
-    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
-        self.scope.append(node.name.value)
-
+    # -- functions -------------------------------------------------------------------------
     def leave_FunctionDef(self, original_node: cst.FunctionDef, updated_node: cst.FunctionDef) -> cst.FunctionDef:
-        qualname = ".".join(self.scope)
-        self.scope.pop()
-        def_line = self._line(original_node)
-        first_line = self._line(original_node.decorators[0]) if original_node.decorators else def_line
-        region = next(
-            (r for r in self.functions if r.id not in self.wrapped and r.start_line in (first_line, def_line)),
-            None,
-        ) or next(
-            (r for r in self.functions if r.id not in self.wrapped and r.qualname == qualname and r.start_line <= def_line <= r.end_line),
-            None,
-        )
+        region = self._region_of(original_node)
         if region is None:
             return updated_node
         body = updated_node.body
@@ -163,8 +109,7 @@ class _Wrapper(cst.CSTTransformer):
 
     # -- loops -----------------------------------------------------------------------------
     def _loop(self, original: cst.CSTNode, updated: cst.BaseStatement) -> cst.BaseStatement:
-        line = self._line(original)
-        region = next((r for r in self.loops if r.id not in self.wrapped and r.start_line == line), None)
+        region = self._region_of(original)
         if region is None:
             return updated
         return self._wrap(region, [updated], enter_inside=True)[0]
@@ -177,18 +122,20 @@ class _Wrapper(cst.CSTTransformer):
 
     # -- blocks (runs of consecutive statements of one body) --------------------------------
     def _blocks(self, original: cst.CSTNode, statements: Sequence[cst.BaseStatement], updated: Sequence[cst.BaseStatement]) -> list[cst.BaseStatement] | None:
-        regions = [r for r in self.blocks if r.id not in self.wrapped and self.block_body.get(r.id) is original]
-        if not regions or len(statements) != len(updated):
+        located = [b for b in self.blocks if b.region.id not in self.wrapped and b.body is original]
+        if not located or len(statements) != len(updated):
             return None
         result = list(updated)
-        # Innermost (shortest) first; wrapping keeps the body's length, so indices stay valid.
-        for region in sorted(regions, key=lambda r: r.end_line - r.start_line):
-            run = self._run(region, statements)
-            if run is None:
+        slots = list(statements)  # the original statement standing for each entry of `result`
+        # Innermost (shortest) first; a wrapped run becomes one statement, standing for its first.
+        for found in sorted(located, key=lambda b: b.region.end_line - b.region.start_line):
+            members = {id(s) for s in found.statements}
+            run = [k for k, s in enumerate(slots) if id(s) in members]
+            if not run or run != list(range(run[0], run[-1] + 1)):
                 continue
-            first, last = run
-            result[first : last + 1] = self._wrap(region, result[first : last + 1], enter_inside=True)
-            statements = [*statements[:first], statements[first], *statements[last + 1 :]]
+            first, last = run[0], run[-1]
+            result[first : last + 1] = self._wrap(found.region, result[first : last + 1], enter_inside=True)
+            slots = [*slots[:first], slots[first], *slots[last + 1 :]]
         return result
 
     def leave_IndentedBlock(self, original_node: cst.IndentedBlock, updated_node: cst.IndentedBlock) -> cst.IndentedBlock:
@@ -232,8 +179,9 @@ def instrument_source(text: str, regions: Sequence[Region], *, hook_module: str 
     """Return `text` with each region wrapped in ``hook.enter(id)`` / ``hook.exit(id, token)`` calls.
 
     Function regions have their body wrapped (a docstring stays first), loop regions their
-    ``for``/``while`` statement, block regions their run of statements. Regions are matched by
-    line (and a function's qualname); regions that match nothing are left out. Raises
+    ``for``/``while`` statement, block regions their run of statements. Regions are found by
+    `regionx.analysis.locate` (a function by qualname and line, a loop by line, a block by its
+    lines); regions it does not find are left out. Raises
     ``libcst.ParserSyntaxError`` if `text` is not valid Python.
     """
     if not hook_module.isidentifier():
@@ -241,8 +189,10 @@ def instrument_source(text: str, regions: Sequence[Region], *, hook_module: str 
     module = cst.parse_module(text)
     if not regions:
         return text
-    wrapper = _Wrapper(regions, hook_module)
-    updated = MetadataWrapper(module).visit(wrapper)
+    locator = RegionLocator(module)
+    located = [found for found in map(locator.locate, regions) if isinstance(found, Located)]
+    wrapper = _Wrapper(located, hook_module)
+    updated = module.visit(wrapper)
     if not wrapper.wrapped:
         return text
     return _add_import(updated, hook_module).code

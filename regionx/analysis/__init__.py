@@ -8,13 +8,30 @@ Modules, one concept each:
   resolve.py   LEGB name resolution over the scope tree
   purity.py    call classification and the module's call graph
   regions.py   regions (functions, loops, pragma blocks) and their interfaces
+  locate.py    a region's statements in a libcst tree, for every later stage (extract, rewrite, instrument)
 
-Public API (stable): analyze_source, analyze_file, find_region, region_source, region_sha256.
+Public API (stable): analyze_source, analyze_file, find_region, region_source, region_sha256;
+locate_region, RegionLocator, Located, NotFound (from locate.py, imported on first use so that
+`import regionx.analysis` stays free of libcst).
 """
 
 from __future__ import annotations
 
 import hashlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from regionx.analysis.locate import Located, NotFound, RegionLocator, locate_region
+
+_LOCATE_NAMES = ("Located", "NotFound", "RegionLocator", "locate_region")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LOCATE_NAMES:
+        from regionx.analysis import locate
+
+        return getattr(locate, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 from regionx.diagnostics import Diagnostic, make
@@ -111,4 +128,5 @@ def find_region(analysis: FileAnalysis, selector: str) -> Region | None:
     return None
 
 
-__all__ = ["analyze_file", "analyze_source", "find_region", "region_sha256", "region_source"]
+__all__ = ["Located", "NotFound", "RegionLocator", "analyze_file", "analyze_source", "find_region", "locate_region",
+           "region_sha256", "region_source"]
