@@ -44,8 +44,8 @@ def fake_accept_timing(monkeypatch: pytest.MonkeyPatch) -> dict[str, list]:
         seen["once"].append(fn())
         return ONCE_SECONDS
 
-    monkeypatch.setattr(train_mod, "_time_rows", time_rows)
-    monkeypatch.setattr(train_mod, "_time_once", time_once)
+    monkeypatch.setattr(train_mod.metrics, "_time_rows", time_rows)
+    monkeypatch.setattr(train_mod.metrics, "_time_once", time_once)
     return seen
 
 

@@ -103,9 +103,9 @@ def fixed_timings(mp: pytest.MonkeyPatch) -> dict[str, int]:
 
             yield fixed
 
-    mp.setattr(train_mod, "default_surrogate_timer", surrogate_timer)
+    mp.setattr(train_mod.budget, "default_surrogate_timer", surrogate_timer)
     mp.setattr(api_mod, "exact_timer_for", exact_timer_for)
-    mp.setattr(train_mod, "WALL_FACTOR", 1e6)
+    mp.setattr(train_mod.budget, "WALL_FACTOR", 1e6)
     return ran
 
 

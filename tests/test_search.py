@@ -143,8 +143,8 @@ def test_refused_before_any_training_when_no_candidate_can_win(tmp_path, monkeyp
     def trainer_must_not_run(task: dict[str, Any], progress: Any = None) -> dict[str, Any]:
         raise AssertionError("trained although no candidate can beat the exact code")
 
-    monkeypatch.setattr(T, "_train_topology", trainer_must_not_run)
-    monkeypatch.setattr(T, "_import_keras", _no_keras)
+    monkeypatch.setattr(T.fit, "_train_topology", trainer_must_not_run)
+    monkeypatch.setattr(T.fit, "_import_keras", _no_keras)
     events: list[T.SearchEvent] = []
     slow = {h: (1e-3, 1e-3) for h in TIMES}  # every candidate 1 ms, the exact code 5 us
     result = train_dataset(linear_dataset(), str(tmp_path / "out"), topologies=TOPOLOGIES, search="fastest-first",
@@ -165,8 +165,8 @@ def test_refused_before_any_training_when_no_candidate_can_win(tmp_path, monkeyp
 
 def test_fastest_first_stops_at_the_first_that_meets_the_target(tmp_path, monkeypatch) -> None:
     calls: list[str] = []
-    monkeypatch.setattr(T, "_train_topology", fake_trainer({(8,), (16,), (32, 32)}, calls))
-    monkeypatch.setattr(T, "_import_keras", lambda: (None, None))
+    monkeypatch.setattr(T.fit, "_train_topology", fake_trainer({(8,), (16,), (32, 32)}, calls))
+    monkeypatch.setattr(T.fit, "_import_keras", lambda: (None, None))
     events: list[T.SearchEvent] = []
     result = train_dataset(linear_dataset(), str(tmp_path / "out"), topologies=TOPOLOGIES, search="fastest-first",
                            budget=100.0, surrogate_timer=_timer(TIMES), exact_timer=lambda: 8e-6, refine="none",
@@ -200,11 +200,11 @@ def test_fastest_first_stops_at_the_first_that_meets_the_target(tmp_path, monkey
 
 
 def test_search_is_deterministic_for_the_same_timings(tmp_path, monkeypatch) -> None:
-    monkeypatch.setattr(T, "_import_keras", lambda: (None, None))
+    monkeypatch.setattr(T.fit, "_import_keras", lambda: (None, None))
     docs = []
     for k in range(2):
         calls: list[str] = []
-        monkeypatch.setattr(T, "_train_topology", fake_trainer({(16,)}, calls))
+        monkeypatch.setattr(T.fit, "_train_topology", fake_trainer({(16,)}, calls))
         out = tmp_path / f"run{k}"
         train_dataset(linear_dataset(), str(out), topologies=TOPOLOGIES, search="fastest-first", budget=100.0,
                       surrogate_timer=_timer(TIMES), exact_timer=lambda: 8e-6, refine="none", epochs=20, seed=3)
@@ -215,8 +215,8 @@ def test_search_is_deterministic_for_the_same_timings(tmp_path, monkeypatch) -> 
 
 def test_budget_spent_reports_the_best_and_what_more_would_buy(tmp_path, monkeypatch) -> None:
     calls: list[str] = []
-    monkeypatch.setattr(T, "_train_topology", fake_trainer(set(), calls))  # nothing is ever accurate
-    monkeypatch.setattr(T, "_import_keras", lambda: (None, None))
+    monkeypatch.setattr(T.fit, "_train_topology", fake_trainer(set(), calls))  # nothing is ever accurate
+    monkeypatch.setattr(T.fit, "_import_keras", lambda: (None, None))
     # 8 s: timing (2 s) and the first candidate (~4 s nominal) leave less than MIN_DOSE for another
     result = train_dataset(linear_dataset(), str(tmp_path / "out"), topologies=TOPOLOGIES, search="fastest-first",
                            budget=8.0, surrogate_timer=_timer(TIMES), exact_timer=lambda: 8e-6, refine="none", epochs=20)
@@ -235,10 +235,10 @@ def test_grow_adds_training_rows_when_the_network_generalises_worse_than_it_fits
     """A network that fits its training rows but not the validation rows gets more samples (the
     test split never changes) and is refined on them."""
     calls: list[str] = []
-    monkeypatch.setattr(T, "_train_topology", fake_trainer(set(), calls))
-    monkeypatch.setattr(T, "_import_keras", lambda: (None, None))
+    monkeypatch.setattr(T.fit, "_train_topology", fake_trainer(set(), calls))
+    monkeypatch.setattr(T.fit, "_import_keras", lambda: (None, None))
     gaps = iter([0.05, 0.0])
-    monkeypatch.setattr(T, "_overfit_gap", lambda ctx, entry: next(gaps, 0.0))
+    monkeypatch.setattr(T.search, "_overfit_gap", lambda ctx, entry: next(gaps, 0.0))
     asked: list[int] = []
 
     def grow(n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -262,8 +262,8 @@ def test_with_accept_a_later_candidate_that_can_still_win_is_trained(tmp_path, m
     from dataclasses import replace
 
     calls: list[str] = []
-    monkeypatch.setattr(T, "_train_topology", fake_trainer({(8,), (16,)}, calls))
-    monkeypatch.setattr(T, "_import_keras", lambda: (None, None))
+    monkeypatch.setattr(T.fit, "_train_topology", fake_trainer({(8,), (16,)}, calls))
+    monkeypatch.setattr(T.fit, "_import_keras", lambda: (None, None))
     ds = linear_dataset()
     ds = Dataset(ds.X, ds.Y, replace(ds.meta, accept="abs(result - (2 * a + b)) < 0.01"))
     result = train_dataset(ds, str(tmp_path / "out"), topologies=TOPOLOGIES, search="fastest-first", budget=100.0,

@@ -105,13 +105,10 @@ def _sites(wrapper: MetadataWrapper, fn: cst.FunctionDef, region: Region, text: 
     return sites, [s.to_json() for s in skipped], positions, n_out
 
 
-def hoistable_loops(text: str, region: Region, path: str = "<source>") -> list[int]:
-    """Lines of the loops (and comprehensions) that rewriting function `region` would batch (no
-    manifest needed).
-
-    Used before training to decide whether the surrogate will mostly run per call or per batch
-    element, so that selection can pick the fastest topology for the path that will run.
-    """
+def hoistable_sites(text: str, region: Region, path: str = "<source>") -> list[Site]:
+    """The loops (and comprehensions) that rewriting function `region` would batch (no manifest
+    needed), each with its line, form and the per-row cost its form adds (`Site.extra_seconds`:
+    a distributed loop's first pass). Empty when `region` is not a function or cannot be located."""
     if region.kind != "function":
         return []
     try:
@@ -122,8 +119,17 @@ def hoistable_loops(text: str, region: Region, path: str = "<source>") -> list[i
     fn = target.stmts[0]
     if not isinstance(fn, cst.FunctionDef):
         return []
-    sites = _sites(wrapper, fn, region, text, path, None, None)[0]
-    return [s.line for s in sites]
+    return _sites(wrapper, fn, region, text, path, None, None)[0]
+
+
+def hoistable_loops(text: str, region: Region, path: str = "<source>") -> list[int]:
+    """Lines of the loops (and comprehensions) that rewriting function `region` would batch (no
+    manifest needed).
+
+    Used before training to decide whether the surrogate will mostly run per call or per batch
+    element, so that selection can pick the fastest topology for the path that will run.
+    """
+    return [s.line for s in hoistable_sites(text, region, path)]
 
 
 @dataclass
