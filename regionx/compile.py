@@ -35,6 +35,7 @@ import numpy as np
 from regionx.fsutil import atomic_write_bytes, atomic_write_text
 
 from regionx.types import VarSpec
+from regionx.timing import call_args, time_per_call, time_per_element, time_per_row  # noqa: F401 - re-exported
 
 ACTIVATIONS = ("tanh", "relu", "sigmoid", "linear")
 # Output transforms a network may have been trained through: name -> inverse applied by the module.
@@ -757,113 +758,6 @@ def load_module(path: str) -> Any:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def call_args(X: np.ndarray, inputs: Sequence[VarSpec]) -> list[tuple[Any, ...]]:
-    """Split flattened rows into predict_one argument tuples: Python floats for scalars,
-    arrays of the declared shape for array inputs."""
-    rows: list[tuple[Any, ...]] = []
-    X = np.asarray(X, dtype=np.float64)
-    for r in X:
-        args: list[Any] = []
-        k = 0
-        for v in inputs:
-            if not v.shape:
-                args.append(float(r[k]))
-            else:
-                args.append(r[k:k + v.size].reshape(v.shape).copy())
-            k += v.size
-        rows.append(tuple(args))
-    return rows
-
-
-def time_per_call(fn: Any, args: Sequence[tuple[Any, ...]], *, repeats: int = 7, budget: float = 0.02) -> float:
-    """Median seconds per call of ``fn(*a)`` over `args` (cycled), `repeats` timed runs of about
-    `budget` seconds each (time.perf_counter)."""
-    import time
-
-    n_args = len(args)
-    # calibrate the number of calls per run
-    calls = n_args
-    while True:
-        t0 = time.perf_counter()
-        for i in range(calls):
-            fn(*args[i % n_args])
-        dt = time.perf_counter() - t0
-        if dt >= budget / 4 or calls >= 1 << 22:
-            break
-        calls *= 4
-    calls = max(n_args, int(calls * budget / max(dt, 1e-9)))
-    samples = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for i in range(calls):
-            fn(*args[i % n_args])
-        samples.append((time.perf_counter() - t0) / calls)
-    return float(np.median(samples))
-
-
-def time_per_element(fn: Any, X: np.ndarray, *, rows: int = 4096, repeats: int = 7, budget: float = 0.02) -> float:
-    """Median seconds per row of ``fn(X)`` on a batch of `rows` rows (X tiled or cut to size)."""
-    import time
-
-    X = np.asarray(X, dtype=np.float64)
-    reps = int(math.ceil(rows / max(len(X), 1)))
-    batch = np.ascontiguousarray(np.tile(X, (reps, 1))[:rows])
-    t0 = time.perf_counter()
-    fn(batch)
-    dt = max(time.perf_counter() - t0, 1e-9)
-    loops = max(1, int(budget / dt))
-    samples = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _i in range(loops):
-            fn(batch)
-        samples.append((time.perf_counter() - t0) / (loops * rows))
-    return float(np.median(samples))
-
-
-def time_per_row(module: Any, X: np.ndarray, *, rows: int = 4096, repeats: int = 7, budget: float = 0.02) -> float:
-    """Median seconds per row of the batched map loop a rewritten program runs (`regionx.runtime.batch`,
-    the code the rewrite copies into patched files): ``for i in range(rows): out[i] = f(C1[i], ..)``
-    over lists of Python floats (X's rows, tiled or cut to `rows`), so the time counts converting
-    every column, the guard, the predict, the exact code's row 0 and the stores into a list; not
-    a bare predict. A result of shape (k,) is a k-tuple stored into k lists; a module with
-    array-shaped inputs (or other outputs) is timed by its predict alone."""
-    import time
-
-    from regionx import runtime
-
-    X = np.asarray(X, dtype=np.float64)
-    outputs = tuple(getattr(module, "OUTPUT_SHAPES", ((),)))
-    if any(s for s in getattr(module, "INPUT_SHAPES", ())) or len(outputs) != 1 or len(outputs[0]) > 1:
-        return time_per_element(module.predict, X, rows=rows, repeats=repeats, budget=budget)
-    reps = int(math.ceil(rows / max(len(X), 1)))
-    batch = np.tile(X, (reps, 1))[:rows]
-    n_out = int(outputs[0][0]) if outputs[0] else 1  # a tuple result: one column per element
-    how = ["r"] * batch.shape[1]
-    inputs = tuple(range(batch.shape[1]))
-
-    def exact(*args: Any) -> Any:
-        return 0.0 if n_out == 1 else (0.0,) * n_out
-
-    def fresh() -> tuple[list[list[float]], Any]:
-        """New lists, as a program has them: floats created row by row (a column's elements lie
-        apart in memory), not yet read by anything, and new output lists."""
-        table = batch.tolist()
-        columns = [[row[k] for row in table] for k in range(batch.shape[1])]
-        targets: Any = [0.0] * rows if n_out == 1 else tuple([0.0] * rows for _ in range(n_out))
-        return columns, targets
-
-    # every timed call runs on fresh data: a loop in a program batches each list once, so a
-    # warm cache from repeating the same call would flatter the batch (by ~1.5x, measured)
-    samples = []
-    for _ in range(max(repeats, 1) * 3):
-        columns, targets = fresh()
-        t0 = time.perf_counter()
-        runtime.batch(module, exact, "range", range(rows), columns, how, inputs=inputs, out=targets, n_out=n_out)
-        samples.append((time.perf_counter() - t0) / rows)
-    return float(np.median(samples))
 
 
 def measure_paths(hidden_list: Sequence[tuple[int, ...]] = ((3,), (5,), (8,), (5, 3), (8, 5), (8, 5, 3), (11, 8, 5), (16,), (32,), (16, 16), (32, 32), (64, 64)),
