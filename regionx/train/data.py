@@ -168,3 +168,16 @@ class _Context:
 
     def exact_now(self) -> float:
         return self.exact_timer() if self.exact_timer is not None else float(self.meta.exact_time_per_call)
+
+
+@dataclass(frozen=True)
+class _Settings:
+    """One search's training settings as resolved (`batch_size` never None) and regionx's version,
+    passed from step to step."""
+
+    epochs: int  # the most any candidate is trained for
+    batch_size: int
+    learning_rate: float
+    patience: int
+    refine_seconds: float  # the first dose of refinement per candidate
+    version: str

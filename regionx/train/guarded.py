@@ -14,7 +14,7 @@ import numpy as np
 from regionx import compile as rxcompile
 from regionx import guard as rxguard
 from regionx.criterion import lower_bound
-from regionx.train import metrics as rxmetrics
+import regionx.train.metrics as rxmetrics
 from regionx.train.budget import Ledger
 from regionx.train.data import _Context
 from regionx.train.measure import _compile_to, _measure, _Trained

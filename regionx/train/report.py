@@ -9,7 +9,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from regionx import compile as rxcompile
-from regionx.train import budget as rxbudget
+import regionx.train.budget as rxbudget
 from regionx.train.budget import ADAM_FIXED_SECONDS, ADAM_STEP_SECONDS, MEASURE_SECONDS, TIMING_SECONDS
 from regionx.train.data import SPLIT, TEST_POINTS
 from regionx.train.fit import LR_FLOOR
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from regionx.train.budget import Candidate, Ledger
     from regionx.train.data import _Context
     from regionx.train.measure import _Trained
-    from regionx.train.search import _Settings
+    from regionx.train.data import _Settings
 
 # WALL_FACTOR is read as rxbudget.WALL_FACTOR, on the module whose Ledger stops the search by it
 # (tests replace it there), so the report states the factor that applied.

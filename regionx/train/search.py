@@ -13,7 +13,6 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
@@ -23,13 +22,13 @@ from regionx import guard as rxguard
 from regionx.criterion import Criterion
 from regionx.diagnostics import Diagnostic, make
 from regionx.refine import REFINE_METHODS
-from regionx.train import budget as rxbudget
-from regionx.train import fit as rxfit
+import regionx.train.budget as rxbudget
+import regionx.train.fit as rxfit
 from regionx.train.budget import (EXTEND_FACTOR, GROW_GAP, GROW_MAX_ROWS, GROW_SAMPLE_FACTOR, IMPROVING, MAX_ROUNDS,
                                   MEASURE_SECONDS,
                                   MIN_DOSE, SPREAD, Candidate, EventFn, Ledger, SurrogateTimer, adam_nominal, plan_dose,
                                   refine_nominal, still_improving, training_order)
-from regionx.train.data import MIN_SAMPLES, TARGET_TRANSFORMS, _Context, _split, auto_batch_size
+from regionx.train.data import MIN_SAMPLES, TARGET_TRANSFORMS, _Context, _Settings, _split, auto_batch_size
 from regionx.train.fit import EARLY_STOP_PATIENCE, LEARNING_RATE, REFINE_SECONDS, ProgressFn, _refine_layers
 from regionx.train.guarded import guard_phase
 from regionx.train.measure import _compile_to, _measure, _time_candidates, _Trained
@@ -39,19 +38,6 @@ from regionx.train.topologies import DEFAULT_TOPOLOGIES, HIDDEN_ACTIVATIONS, Top
 from regionx.types import Dataset, Manifest, StageResult, TopologyResult
 
 SEARCHES = ("fastest-first", "all")
-
-
-@dataclass(frozen=True)
-class _Settings:
-    """One search's training settings as resolved (`batch_size` never None) and regionx's version,
-    passed from step to step."""
-
-    epochs: int  # the most any candidate is trained for
-    batch_size: int
-    learning_rate: float
-    patience: int
-    refine_seconds: float  # the first dose of refinement per candidate
-    version: str
 
 
 def train_dataset(dataset: Dataset, out_dir: str, *, topologies: list[Topology] | None = None,
