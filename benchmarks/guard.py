@@ -8,7 +8,10 @@ compile's defaults (12,000 samples, 120 s of search, target 99% by the 95% lower
 * newton+accept   fixtures/newton.py as shipped, with its hand-written accept= error bound;
 * newton+guard    the same file with the accept= line removed: only the learned guard;
 * newton alone    accept= removed and ``--guard off``;
-* pipeflow+guard  benchmarks/kernels/pipeflow.py (two regimes split by a curve, a jump across it);
+* newton ..., plain 1%   the same two with the region judged by plain 1% relative error
+                  (``rtol=0.01, atol=0.0``: no floor, as the accept= bound guarantees);
+* pipeflow+guard  benchmarks/kernels/pipeflow.py (two regimes split by a curve, a jump across it),
+                  with the default budget and with twice it;
 * pipeflow alone  ``--guard off``;
 * pipeflow big    ``--guard off --topologies 64,64,64`` (a big network alone).
 
@@ -37,22 +40,29 @@ from benchmarks.compile_defaults import compile_program, side_by_side  # noqa: E
 
 NEWTON = os.path.join(ROOT, "fixtures", "newton.py")
 PIPEFLOW = os.path.join(ROOT, "benchmarks", "kernels", "pipeflow.py")
-# (name, source, remove accept=, extra compile flags)
-CONFIGS = [
+# (name, source, remove accept= (and "plain": judge by plain 1% relative error), extra compile flags)
+CONFIGS: list[tuple[str, str, bool | str, list[str]]] = [
     ("newton+accept", NEWTON, False, []),
     ("newton+guard", NEWTON, True, []),
     ("newton alone", NEWTON, True, ["--guard", "off"]),
+    ("newton+guard, plain 1%", NEWTON, "plain", []),
+    ("newton alone, plain 1%", NEWTON, "plain", ["--guard", "off"]),
     ("pipeflow+guard", PIPEFLOW, False, []),
+    ("pipeflow+guard, budget 240", PIPEFLOW, False, ["--budget", "240"]),
     ("pipeflow alone", PIPEFLOW, False, ["--guard", "off"]),
     ("pipeflow big", PIPEFLOW, False, ["--guard", "off", "--topologies", "64,64,64"]),
 ]
 
 
-def without_accept(path: str, tmp: str) -> str:
-    """A copy of `path` whose pragma has no accept= line (the previous line's trailing comma dropped)."""
+def without_accept(path: str, tmp: str, plain: bool = False) -> str:
+    """A copy of `path` whose pragma has no accept= line (the previous line's trailing comma dropped);
+    `plain`: its tolerance=0.01, metric="rel" also becomes rtol=0.01, atol=0.0 (plain relative
+    error, no floor: the hand-written accept= bound's own standard, near-zero roots included)."""
     lines = open(path, encoding="utf-8").read().splitlines(keepends=True)
     out: list[str] = []
     for line in lines:
+        if plain:
+            line = line.replace('tolerance=0.01, metric="rel"', "rtol=0.01, atol=0.0")
         if re.match(r"\s*# regionx: accept=", line):
             out[-1] = re.sub(r",\s*$", "\n", out[-1])
             continue
@@ -74,11 +84,11 @@ def plain_relative_share(exact_path: str, patched_path: str) -> float:
     return float(np.mean(np.abs(p - y) <= 0.01 * np.abs(y)))
 
 
-def run_config(name: str, source: str, strip: bool, flags: list[str], tmp: str, repeats: int,
+def run_config(name: str, source: str, strip: bool | str, flags: list[str], tmp: str, repeats: int,
                extra: list[str]) -> dict[str, Any]:
-    work = os.path.join(tmp, name.replace(" ", "_").replace("+", "_"))
+    work = os.path.join(tmp, re.sub(r"[^A-Za-z0-9]+", "_", name))
     os.makedirs(work, exist_ok=True)
-    path = without_accept(source, work) if strip else source
+    path = without_accept(source, work, plain=strip == "plain") if strip else source
     out = os.path.join(work, "out")
     print(f"{name}: compiling {os.path.relpath(source, ROOT)} {' '.join(flags + extra)} ...", flush=True)
     doc, wall, status = compile_program(path, out, flags + extra)
