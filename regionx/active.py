@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from regionx.criterion import Criterion
-from regionx.types import Dataset, DomainSpec, Region, StageResult
+from regionx.types import Dataset, DomainSpec, Region, SampleResult, StageResult
 
 # Share of each round's new samples placed by the design alone (exploration).
 EXPLORE = 0.25
@@ -122,12 +122,12 @@ def _flatten_rows(rows: Sequence[tuple[Any, ...]]) -> np.ndarray:
 def sample_active(text: str, path: str, region: Region, *, n: int, seed: int, design: str, rounds: int, fit: Fitter,
                   executor: str = "local", timeout: float = 10.0, explore: float = EXPLORE,
                   progress: Callable[[int, int], None] | None = None,
-                  totals: Sequence[int] | None = None) -> tuple[StageResult, Dataset | None]:
+                  totals: Sequence[int] | None = None) -> tuple[StageResult[SampleResult], Dataset | None]:
     """`n` samples of `region` taken in `rounds` (see the module docstring), or with the sample
     counts after each round given as `totals` (increasing, the last one `n`); `fit(dataset)` returns
     a predictor X -> Y of a surrogate trained on the samples so far. Returns what
     regionx.sample.sample_region returns for the whole: one Dataset (meta.design
-    ``"<design>+active"``, dropped counts summed over the rounds), and data["rounds"] listing each
+    ``"<design>+active"``, dropped counts summed over the rounds), and value.rounds listing each
     round's sample count and the fitted surrogate's share of samples within tolerance."""
     from regionx.sample import DESIGNS, SamplingPool, draw_inputs, sample_region
 
@@ -174,9 +174,9 @@ def sample_active(text: str, path: str, region: Region, *, n: int, seed: int, de
             dataset = Dataset(X=np.vstack([dataset.X, extra.X]), Y=np.vstack([dataset.Y, extra.Y]),
                               meta=replace(dataset.meta, dropped=dropped))
     meta = replace(dataset.meta, requested=n, design=f"{design}+active")
-    data = {**result.data, "requested": n, "kept": int(len(dataset.X)), "dropped": dict(meta.dropped),
-            "design": meta.design, "rounds": history + [{"samples": int(len(dataset.X))}]}
-    return replace(result, data=data), Dataset(X=dataset.X, Y=dataset.Y, meta=meta)
+    value = replace(result.payload, requested=n, kept=int(len(dataset.X)), dropped=dict(meta.dropped),
+                    design=meta.design, rounds=tuple(history + [{"samples": int(len(dataset.X))}]))
+    return replace(result, value=value), Dataset(X=dataset.X, Y=dataset.Y, meta=meta)
 
 
 def keras_fitter(hidden: tuple[int, ...], activation: str, epochs: int, seed: int, work_dir: str) -> Fitter:

@@ -14,7 +14,20 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from regionx.analysis import analyze_file, analyze_source, find_region
 from regionx.diagnostics import Diagnostic, make
-from regionx.types import CheckReport, Dataset, FileAnalysis, Manifest, Region, StageResult
+from regionx.types import (
+    CheckReport,
+    CompileResult,
+    Dataset,
+    ExtractResult,
+    FileAnalysis,
+    Manifest,
+    ProfileResult,
+    Region,
+    RewriteResult,
+    SampleResult,
+    StageResult,
+    TrainResult,
+)
 
 if TYPE_CHECKING:
     from regionx.train import Topology
@@ -93,12 +106,12 @@ def annotated_regions(analysis: FileAnalysis, selectors: Sequence[str] = ()) -> 
     return regions, diagnostics
 
 
-def failed(path: str, diagnostics: Sequence[Diagnostic], region_id: str = "") -> StageResult:
+def failed(path: str, diagnostics: Sequence[Diagnostic], region_id: str = "") -> StageResult[Any]:
     """A failed stage result carrying `diagnostics`."""
     return StageResult(status="failed", region_id=region_id, diagnostics=tuple(diagnostics))
 
 
-def extract(path: str, selector: str, out: str | None = None) -> StageResult:
+def extract(path: str, selector: str, out: str | None = None) -> StageResult[ExtractResult]:
     """`regionx extract`: write the region's standalone harness module."""
     from regionx.extract import extract_region, write_harness
 
@@ -109,7 +122,7 @@ def extract(path: str, selector: str, out: str | None = None) -> StageResult:
     if not result.ok:
         return result
     target = out or f"harness_{loaded.region.display_name}.py"
-    write_harness(result.data["harness"], target)
+    write_harness(result.payload.harness, target)
     return replace(result, artifacts={**result.artifacts, "harness": target})
 
 
@@ -137,7 +150,7 @@ ProgressFn = Callable[..., None]
 
 def sample(path: str, selector: str, *, n: int | None = None, seed: int | None = None, out: str | None = None,
            domains: Sequence[str] = (), timeout: float = 10.0, executor: str = "local", observe: str | None = None,
-           mix: float = 0.0, progress: ProgressFn | None = None, design: str | None = None) -> StageResult:
+           mix: float = 0.0, progress: ProgressFn | None = None, design: str | None = None) -> StageResult[SampleResult]:
     """`regionx sample`: draw valid inputs, run the exact region, save the dataset (.npz); `design`
     places random inputs (default: `default_design`)."""
     from regionx.pragma import PragmaError, parse_domain
@@ -170,7 +183,7 @@ def sample(path: str, selector: str, *, n: int | None = None, seed: int | None =
     return replace(result, artifacts={**result.artifacts, "dataset": target})
 
 
-def sample_info(data_path: str) -> StageResult:
+def sample_info(data_path: str) -> StageResult[dict[str, Any]]:
     """`regionx sample --info`: summarise a dataset."""
     from regionx.sampling.datasets import dataset_info
 
@@ -180,7 +193,7 @@ def sample_info(data_path: str) -> StageResult:
         return failed(data_path, [make("RX001", data_path)])
     except (OSError, KeyError, ValueError) as exc:
         return failed(data_path, [make("RX307", data_path, detail=_dataset_problem(exc))])
-    return StageResult(status="ok", data=info)
+    return StageResult(status="ok", value=info)  # the dataset's meta as saved (JSON read from disk)
 
 
 def _dataset_problem(exc: Exception) -> str:
@@ -242,7 +255,7 @@ def train(data_path: str, *, out: str | None = None, topologies: str | None = No
           metric: str | None = None, target: float = 0.99, epochs: int = 200, seed: int = 0,
           executor: str | None = None, progress: ProgressFn | None = None, refine: str = "auto",
           budget: float | None = None, search: str = "fastest-first", rtol: float | None = None,
-          atol: float | None = None, events: Callable[..., None] | None = None, guard: str = "auto") -> StageResult:
+          atol: float | None = None, events: Callable[..., None] | None = None, guard: str = "auto") -> StageResult[TrainResult]:
     """`regionx train`: topology search on a dataset; writes the region's artifacts (`refine`: the
     optimizer after Adam, regionx.train.REFINE_METHODS; `budget`: seconds of search, default
     `default_budget`; `search`: "fastest-first" or "all", regionx.train.train_dataset; `events`:
@@ -283,7 +296,7 @@ def train(data_path: str, *, out: str | None = None, topologies: str | None = No
 
 
 def rewrite(path: str, selector: str | None, artifact: str | None, *, out: str | None = None, in_place: bool = False,
-            diff: bool = False, force: bool = False, revert: bool = False) -> StageResult:
+            diff: bool = False, force: bool = False, revert: bool = False) -> StageResult[RewriteResult]:
     """`regionx rewrite`: patch one region to call its surrogate (or `revert` a patched file)."""
     from regionx.rewrite import revert_file, rewrite_file
 
@@ -299,7 +312,7 @@ def rewrite(path: str, selector: str | None, artifact: str | None, *, out: str |
 def compile_samples(text: str, path: str, region: Region, region_dir: str, *, n: int, seed: int, design: str,
                     executor: str = "local", resample: bool = False,
                     progress: Callable[[int, int], None] | None = None, rounds: int = 1,
-                    fit: Any = None) -> tuple[StageResult, Dataset | None]:
+                    fit: Any = None) -> tuple[StageResult[SampleResult], Dataset | None]:
     """compile's sampling step: the samples saved in `region_dir` by an earlier compile when they
     still stand for the region (regionx.sampling.datasets.reusable_dataset: same code and dependencies,
     domain, require=, count, seed and design), else new ones, saved there as ``data.npz``. With
@@ -319,8 +332,8 @@ def compile_samples(text: str, path: str, region: Region, region_dir: str, *, n:
         dataset, why = reusable_dataset(data_path, text, path, region, n=n, seed=seed,
                                         design=f"{design}+active" if active else design)
         if dataset is not None:
-            return StageResult("ok", region.id, data={"samples_reused": True, "samples_file": data_path,
-                                                      "design": dataset.meta.design}), dataset
+            return StageResult("ok", region.id, value=SampleResult(samples_reused=True, samples_file=data_path,
+                                                                   design=dataset.meta.design)), dataset
     if active:
         from regionx.active import sample_active
 
@@ -332,10 +345,9 @@ def compile_samples(text: str, path: str, region: Region, region_dir: str, *, n:
     if dataset is None or not result.ok:
         return result, None
     dataset.save(data_path)
-    info: dict[str, Any] = {"samples_reused": False, "samples_file": data_path}
-    if why != "no saved samples":
-        info["samples_resampled_because"] = why
-    return replace(result, data={**result.data, **info}), dataset
+    value = replace(result.value or SampleResult(), samples_reused=False, samples_file=data_path,
+                    samples_resampled_because=why if why != "no saved samples" else None)
+    return replace(result, value=value), dataset
 
 
 
@@ -409,7 +421,7 @@ def compile_file(path: str, selectors: Sequence[str] = (), *, out_dir: str | Non
                  tolerance: float | None = None, metric: str | None = None, executor: str = "local",
                  force: bool = False, progress: ProgressFn | None = None, refine: str = "auto",
                  design: str | None = None, resample: bool = False, rounds: int = 1, budget: float | None = None,
-                 events: Callable[..., None] | None = None, guard: str = "auto") -> list[StageResult]:
+                 events: Callable[..., None] | None = None, guard: str = "auto") -> list[StageResult[CompileResult]]:
     """`regionx compile`: extract -> sample -> train -> rewrite every annotated (or named) region of `path`.
 
     Writes ``out_dir/<region-name>/`` artifacts and ``out_dir/<file>.py`` (patched with every region
@@ -444,7 +456,7 @@ def compile_file(path: str, selectors: Sequence[str] = (), *, out_dir: str | Non
                       epochs=epochs, target=target, tolerance=tolerance, metric=metric, executor=executor, force=force,
                       progress=progress, refine=refine, design=design, resample=resample, rounds=rounds,
                       budget=budget, events=events, guard=guard)
-    results: list[StageResult] = []
+    results: list[StageResult[CompileResult]] = []
     trained: list[tuple[Region, Manifest, str]] = []  # region, manifest, artifact dir
     for region in regions:
         result, done = _compile_region(run, region)
@@ -457,10 +469,10 @@ def compile_file(path: str, selectors: Sequence[str] = (), *, out_dir: str | Non
     return results
 
 
-def _compile_region(run: _CompileRun, region: Region) -> tuple[StageResult, tuple[Region, Manifest, str] | None]:
+def _compile_region(run: _CompileRun, region: Region) -> tuple[StageResult[CompileResult], tuple[Region, Manifest, str] | None]:
     """One region through sampling and training: (its result, and when it was trained: the
     region, its manifest and its artifact directory)."""
-    summary: dict[str, Any] = {"inputs": list(region.inputs), "outputs": list(region.outputs)}
+    summary = CompileResult(inputs=region.inputs, outputs=region.outputs)
     refused = _refusal(run.path, region, summary)
     if refused is not None:
         return refused, None
@@ -469,37 +481,42 @@ def _compile_region(run: _CompileRun, region: Region) -> tuple[StageResult, tupl
     region_seed = pragma.seed if pragma and pragma.seed is not None else run.seed
     sampled, dataset = _compile_sample_step(run, region, region_dir, region_seed)
     if dataset is None or not sampled.ok:
-        return replace(sampled, region_id=region.id, data={**summary, **sampled.data, "verdict": "sampling failed"}), None
-    summary.update(samples=int(dataset.X.shape[0]), exact_time_per_call=dataset.meta.exact_time_per_call,
-                   **{k: v for k, v in sampled.data.items() if k.startswith("samples_") or k == "design"})
-    trained_result, selection = _compile_train_step(run, region, dataset, region_dir, region_seed)
-    data = {**summary, **selection, **trained_result.data}
+        return _as_compile(sampled, region.id, replace(summary, sample=sampled.value, verdict="sampling failed")), None
+    summary = replace(summary, sample=sampled.value, samples=int(dataset.X.shape[0]),
+                      exact_time_per_call=dataset.meta.exact_time_per_call)
+    trained_result, summary = _compile_train_step(run, region, dataset, region_dir, region_seed, summary)
+    data = replace(summary, train=trained_result.value)
     if not trained_result.ok:
         verdict = ("refused before training" if any(d.code == "RX502" for d in trained_result.diagnostics)
                    else "no topology met the target")
-        return replace(trained_result, region_id=region.id, data={**data, "verdict": verdict}), None
-    with open(trained_result.artifacts["manifest"], encoding="utf-8") as handle:
-        manifest = Manifest.from_json(json.load(handle))
-    return replace(trained_result, region_id=region.id, data={**data, "verdict": "trained"}), (region, manifest, region_dir)
+        return _as_compile(trained_result, region.id, replace(data, verdict=verdict)), None
+    manifest = trained_result.payload.manifest
+    assert manifest is not None  # an ok search wrote (and returns) the chosen surrogate's manifest
+    return _as_compile(trained_result, region.id, replace(data, verdict="trained")), (region, manifest, region_dir)
 
 
-def _refusal(path: str, region: Region, summary: dict[str, Any]) -> StageResult | None:
+def _as_compile(result: StageResult[Any], region_id: str, value: CompileResult) -> StageResult[CompileResult]:
+    """`result`'s envelope (status, diagnostics, artifacts) carrying compile's payload `value`."""
+    return StageResult(result.status, region_id, result.diagnostics, result.artifacts, value)
+
+
+def _refusal(path: str, region: Region, summary: CompileResult) -> StageResult[CompileResult] | None:
     """The failed result of a region refused before any sampling or training (not replaceable, or
     outputs the rewrite cannot store), else None."""
     from regionx.rewrite import unsupported_shape
 
     if not region.replaceable:
         reasons = tuple(make("RX505", path, r.line, 1, region=region.id, detail=f"{r.code} {r.message}") for r in region.reasons)
-        return StageResult("failed", region.id, reasons, data={**summary, "verdict": "not replaceable"})
+        return StageResult("failed", region.id, reasons, value=replace(summary, verdict="not replaceable"))
     unsupported = unsupported_shape(region, region.outputs)
     if unsupported is not None:
         return StageResult("failed", region.id, (make("RX505", path, region.start_line, region.col or 1, region=region.id,
-                                                      detail=unsupported),), data={**summary, "verdict": "rewrite failed"})
+                                                      detail=unsupported),), value=replace(summary, verdict="rewrite failed"))
     return None
 
 
 def _compile_sample_step(run: _CompileRun, region: Region, region_dir: str,
-                         region_seed: int) -> tuple[StageResult, Dataset | None]:
+                         region_seed: int) -> tuple[StageResult[SampleResult], Dataset | None]:
     """compile's samples of `region` (`compile_samples`); with active rounds, fitted by the grid's
     largest topology (its residuals show where the region is hard)."""
     pragma = region.pragma
@@ -519,9 +536,9 @@ def _compile_sample_step(run: _CompileRun, region: Region, region_dir: str,
 
 
 def _compile_train_step(run: _CompileRun, region: Region, dataset: Dataset, region_dir: str,
-                        region_seed: int) -> tuple[StageResult, dict[str, Any]]:
-    """compile's topology search for `region` (regionx.train.train_dataset): (its result, how the
-    topology is selected: ``select_by``, ``hoistable_loops``, ``loop_extra_seconds``)."""
+                        region_seed: int, summary: CompileResult) -> tuple[StageResult[TrainResult], CompileResult]:
+    """compile's topology search for `region` (regionx.train.train_dataset): (its result, `summary`
+    with how the topology is selected: ``select_by``, ``hoistable_loops``, ``loop_extra_seconds``)."""
     from regionx.train import hoisted_loop_cost, train_dataset
 
     progress = run.progress
@@ -531,7 +548,7 @@ def _compile_train_step(run: _CompileRun, region: Region, dataset: Dataset, regi
     # rewriter will hoist a map loop calling this region, else per scalar call.
     hoisted_lines, loop_extra = hoisted_loop_cost(run.original, region, run.path)
     select_by = "batch" if hoisted_lines else "call"
-    selection = {"select_by": select_by, "hoistable_loops": hoisted_lines, "loop_extra_seconds": loop_extra}
+    summary = replace(summary, select_by=select_by, hoistable_loops=tuple(hoisted_lines), loop_extra_seconds=loop_extra)
     dataset = _with_pragma_criterion(dataset, region)
     with exact_timer_for(dataset, run.original, run.path, region) as timer:
         trained_result = train_dataset(
@@ -543,11 +560,11 @@ def _compile_train_step(run: _CompileRun, region: Region, dataset: Dataset, regi
             keep_unprofitable=run.force, guard=run.guard,
             grow=_grower(run.original, run.path, region, region_seed, run.design or default_design(), run.executor),
             events=run.events)
-    return trained_result, selection
+    return trained_result, summary
 
 
 def _rewrite_trained(run: _CompileRun, trained: Sequence[tuple[Region, Manifest, str]],
-                     results: list[StageResult]) -> str | None:
+                     results: list[StageResult[CompileResult]]) -> str | None:
     """Rewrite every trained region into one patched copy of the file, re-analyzing after each
     patch since lines move; each region's entry of `results` is updated in place. Returns the
     patched text, or None when no region was rewritten."""
@@ -563,7 +580,7 @@ def _rewrite_trained(run: _CompileRun, trained: Sequence[tuple[Region, Manifest,
 
 
 def _rewrite_region(run: _CompileRun, patched: str, region: Region, manifest: Manifest, region_dir: str,
-                    result: StageResult) -> tuple[StageResult, str | None]:
+                    result: StageResult[CompileResult]) -> tuple[StageResult[CompileResult], str | None]:
     """Rewrite one trained region in the text patched so far: (its updated result, the new text,
     or None when the region could not be rewritten)."""
     from regionx.rewrite import rewrite_source
@@ -577,13 +594,14 @@ def _rewrite_region(run: _CompileRun, patched: str, region: Region, manifest: Ma
     rewritten = rewrite_source(patched, run.path, current, manifest, module_name=module_path, force=run.force)
     if not rewritten.ok:
         return replace(result, status="failed", diagnostics=rewritten.diagnostics,
-                       data={**result.data, "verdict": "not profitable" if any(
-                           d.code == "RX502" for d in rewritten.diagnostics) else "rewrite failed"}), None
-    return replace(result, data={**result.data, "verdict": "rewritten", "path_taken": rewritten.data.get("path_taken"),
-                                 "batched": rewritten.data.get("batched", [])}), rewritten.data["text"]
+                       value=replace(result.payload, verdict="not profitable" if any(
+                           d.code == "RX502" for d in rewritten.diagnostics) else "rewrite failed")), None
+    done = rewritten.payload
+    return replace(result, value=replace(result.payload, verdict="rewritten", path_taken=done.path_taken,
+                                         batched=done.batched or ())), done.text
 
 
-def _write_patched(run: _CompileRun, patched: str, results: Sequence[StageResult]) -> list[StageResult]:
+def _write_patched(run: _CompileRun, patched: str, results: Sequence[StageResult[CompileResult]]) -> list[StageResult[CompileResult]]:
     """Write the patched copy as ``out_dir/<file>.py``; every successful result gets it as its
     ``patched`` artifact."""
     from regionx.fsutil import atomic_write_text
@@ -603,7 +621,7 @@ def check(paths: Sequence[str] = (), *, artifacts: str | None = None, samples: i
     return check_paths(paths, artifacts=artifacts, samples=samples)
 
 
-def profile(command: list[str], *, top: int | None = None) -> StageResult:
+def profile(command: list[str], *, top: int | None = None) -> StageResult[ProfileResult]:
     """`regionx profile -- CMD`: time share of each candidate region in one real run."""
     from regionx.profile import profile_command
 

@@ -530,7 +530,7 @@ def expected_patched(text: str, path: str, trained: Sequence[tuple[Region, Manif
             if any(d.code == "RX502" for d in result.diagnostics):
                 continue  # not profitable: compile leaves it out of the patched program
             return None, "; ".join(d.message for d in result.diagnostics) or f"rewrite of {region.id!r} failed"
-        current_text = result.data["text"]
+        current_text = result.payload.text
     return current_text, None
 
 

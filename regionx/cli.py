@@ -22,7 +22,7 @@ from rich.table import Table
 from regionx import __version__, api
 from regionx.diagnostics import Diagnostic, exit_status
 from regionx.sampling.draw import DEFAULT_DESIGN, DESIGNS
-from regionx.types import FileAnalysis, StageResult
+from regionx.types import CompileResult, FileAnalysis, StageResult, TrainResult
 
 # Piped output (CI logs, tests) gets a wide table instead of rich's 80-column default.
 console = Console(highlight=False, width=None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "160")))
@@ -227,18 +227,18 @@ def sample(file: str | None, selector: str | None, n: int | None, seed: int | No
     if info is not None:
         result = api.sample_info(info)
         if result.ok:
-            click.echo(json.dumps(result.data, indent=2))
+            click.echo(json.dumps(result.to_json(), indent=2))
         _finish([result])
     if file is None or selector is None:
         raise click.UsageError("FILE and --region are required (or use --info DATA)")
     with _progress("sampling") as progress:
-        result = api.sample(file, selector, n=n, seed=seed, out=out, domains=domains, timeout=timeout,
+        sampled = api.sample(file, selector, n=n, seed=seed, out=out, domains=domains, timeout=timeout,
                             executor=executor, observe=observe, mix=mix, progress=progress, design=design)
-    if result.ok:
-        d = result.data
-        click.echo(f"wrote {result.artifacts.get('dataset')}: {d.get('kept')} samples kept; dropped {d.get('dropped')}; "
-                   f"exact region {_fmt_time(d.get('exact_time_per_call'))} per call")
-    _finish([result])
+    if sampled.ok:
+        d = sampled.payload
+        click.echo(f"wrote {sampled.artifacts.get('dataset')}: {d.kept} samples kept; dropped {d.dropped}; "
+                   f"exact region {_fmt_time(d.exact_time_per_call)} per call")
+    _finish([sampled])
 
 
 # --------------------------------------------------------------------------- train
@@ -304,13 +304,13 @@ def train(data: str, out: str | None, topologies: str | None, tolerance: float |
                            epochs=epochs, seed=seed, executor=executor, progress=display, refine=refine,
                            budget=budget, search="all" if train_all else "fastest-first", rtol=rtol, atol=atol,
                            events=display.event, guard=guard)
-    rows = result.data.get("rows", [])
+    rows = result.value.rows if result.value is not None else ()
     if rows:
         console.print(_topology_table(rows, f"topologies for {result.region_id}"))
-    for line in _search_lines(result):
+    for line in _search_lines(result.region_id, result.value, result.artifacts):
         click.echo(line)
     if result.ok:
-        click.echo(f"chose {result.data['chosen']['label']}; artifacts in {os.path.dirname(result.artifacts['manifest'])}")
+        click.echo(f"chose {(result.payload.chosen or {}).get('label')}; artifacts in {os.path.dirname(result.artifacts['manifest'])}")
     _finish([result])
 
 
@@ -336,73 +336,73 @@ def rewrite(file: str, selector: str | None, artifact: str | None, out: str | No
     result = api.rewrite(file, selector, artifact, out=out, in_place=in_place, diff=show_diff, force=force, revert=revert)
     if result.ok:
         if show_diff:
-            click.echo(result.data.get("diff", ""), nl=False)
+            click.echo(result.payload.diff or "", nl=False)
         elif "patched" in result.artifacts:
             click.echo(f"wrote {result.artifacts['patched']}")
         else:
-            click.echo(result.data.get("text", ""), nl=False)
+            click.echo(result.payload.text, nl=False)
     _finish([result])
 
 
-def _path_runs(d: dict[str, Any]) -> str:
+def _path_runs(d: CompileResult) -> str:
     """Which code answers the region's calls in the patched program."""
-    if d.get("verdict") != "rewritten":
+    if d.verdict != "rewritten":
         return "exact code (not rewritten)"
-    batched = d.get("batched") or []
-    if d.get("path_taken") == "batch" and batched:
+    batched = d.batched or ()
+    if d.path_taken == "batch" and batched:
         lines = ", ".join(str(b["line"]) for b in batched)
         return f"batched loop (line{'s' if len(batched) > 1 else ''} {lines})"
     return "per call"
 
 
-def _compile_table(results: Sequence[StageResult]) -> Table:
+def _compile_table(results: Sequence[StageResult[CompileResult]]) -> Table:
     """compile's summary: one row per region, every figure labelled (issue 12 item 4)."""
     table = Table(title="regionx compile", title_justify="left")
     for col in ("region", "samples", "network", "accuracy (test points within tolerance)", "exact code",
                 "surrogate", "speedup", "path that runs", "verdict"):
         table.add_column(col, overflow="fold")
     for r in results:
-        d = r.data
-        chosen = d.get("chosen") or {}
+        d = r.value if r.value is not None else CompileResult(inputs=(), outputs=())
+        chosen = d.chosen or {}
         view = _program_view(chosen) if chosen else {}
         accuracy = f"accuracy {view['accuracy']}, lower bound {view['lcb']}" if chosen else "-"
-        exact = chosen.get("exact_time_per_call", d.get("exact_time_per_call"))
+        exact = chosen.get("exact_time_per_call", d.exact_time_per_call)
         table.add_row(
             r.region_id,
-            str(d.get("samples", "-")) + (" (reused)" if d.get("samples_reused") else ""),
+            ("-" if d.samples is None else str(d.samples)) + (" (reused)" if d.sample and d.sample.samples_reused else ""),
             chosen.get("label", "-"), accuracy,
             f"{_fmt_time(exact)} per call" if exact else "-",
             f"{_fmt_time(view['per_call'])} per call / {_fmt_time(view['per_elem'])} per row of the batched loop" if chosen else "-",
             f"per call {view['speedup_call']:.2f}x / batched loop {view['speedup_batch']:.2f}x" if chosen else "-",
-            _path_runs(d), d.get("verdict", r.status),
+            _path_runs(d), d.verdict or r.status,
         )
     return table
 
 
-def _search_lines(result: StageResult) -> list[str]:
+def _search_lines(region_id: str, trained: TrainResult | None, artifacts: dict[str, str]) -> list[str]:
     """What the search did for one region, where its report is, and (when it failed) what more
     budget would likely buy."""
-    d = result.data
-    search = d.get("search") or {}
+    search = trained.search if trained is not None else {}
     lines: list[str] = []
     if search.get("mode") == "fastest-first":
         cands = search.get("candidates") or []
         tried = sum(1 for c in cands if c.get("status") in ("met target", "missed target"))
         viable = sum(1 for c in cands if c.get("viable"))
         budget = search.get("budget_s")
-        lines.append(f"{result.region_id}: search trained {tried} of {viable} candidate(s) that can beat the exact code "
+        lines.append(f"{region_id}: search trained {tried} of {viable} candidate(s) that can beat the exact code "
                      f"({len(cands)} timed), {search.get('spent_nominal_s', 0):.0f} s of a {budget or 0:.0f} s budget "
                      f"({search.get('spent_wall_s', 0):.0f} s wall clock); {search.get('stopped', '')}")
     for note in search.get("advice") or []:
-        lines.append(f"{result.region_id}: more budget: {note}")
-    rule = (d.get("criterion") or {}).get("text")
-    if rule and d.get("chosen"):
-        lines.append(f"{result.region_id}: within tolerance means {rule}; the target is met by the 95% lower bound")
-    warning = (d.get("criterion") or {}).get("warning")
+        lines.append(f"{region_id}: more budget: {note}")
+    criterion = (trained.criterion if trained is not None else None) or {}
+    rule = criterion.get("text")
+    if rule and trained is not None and trained.chosen:
+        lines.append(f"{region_id}: within tolerance means {rule}; the target is met by the 95% lower bound")
+    warning = criterion.get("warning")
     if warning:
-        lines.append(f"{result.region_id}: warning: {warning}")
-    if result.artifacts.get("report_md"):
-        lines.append(f"{result.region_id}: report {result.artifacts['report_md']}")
+        lines.append(f"{region_id}: warning: {warning}")
+    if artifacts.get("report_md"):
+        lines.append(f"{region_id}: report {artifacts['report_md']}")
     return lines
 
 
@@ -444,18 +444,19 @@ def compile_(file: str, selectors: tuple[str, ...], out_dir: str | None, as_json
                                    resample=resample, rounds=rounds, budget=budget, events=display.event, guard=guard)
     if as_json:
         click.echo(json.dumps({"version": 1, "file": file, "regions": [
-            {"region": r.region_id, "status": r.status, **r.data, "artifacts": r.artifacts,
+            {"region": r.region_id, "status": r.status, **r.to_json(), "artifacts": r.artifacts,
              "diagnostics": [d.to_json() for d in r.diagnostics]} for r in results]}, indent=2, default=str))
     elif results:
         console.print(_compile_table(results))
         for r in results:  # sampling is the costly stage of an expensive region: say when it was skipped
-            if r.data.get("samples_reused"):
-                click.echo(f"{r.region_id}: reused the samples in {r.data.get('samples_file')} "
+            sampled = r.value.sample if r.value is not None else None
+            if sampled is not None and sampled.samples_reused:
+                click.echo(f"{r.region_id}: reused the samples in {sampled.samples_file} "
                            "(the region and what it depends on are unchanged)")
-            elif r.data.get("samples_resampled_because"):
-                click.echo(f"{r.region_id}: sampled again ({r.data['samples_resampled_because']})")
+            elif sampled is not None and sampled.samples_resampled_because:
+                click.echo(f"{r.region_id}: sampled again ({sampled.samples_resampled_because})")
         for r in results:
-            for line in _search_lines(r):
+            for line in _search_lines(r.region_id, r.value.train if r.value is not None else None, r.artifacts):
                 click.echo(line)
         for r in results:
             if "patched" in r.artifacts:
@@ -490,17 +491,18 @@ def profile(as_json: bool, top: int | None, command: tuple[str, ...]) -> None:
     result = api.profile(list(command), top=top)
     if result.ok:
         if as_json:
-            click.echo(json.dumps(result.data, indent=2))
+            click.echo(json.dumps(result.to_json(), indent=2))
         else:
             table = Table(title=f"profile of {shlex.join(command)}", title_justify="left")
             for col in ("region", "calls", "total", "per call", "share", "inclusive"):
                 table.add_column(col)
-            for row in result.data["rows"]:
+            profiled = result.payload
+            for row in profiled.rows:
                 table.add_row(row["region"], str(row["calls"]), _fmt_time(row["total_time"]), _fmt_time(row["time_per_call"]),
                               f"{row['share']:.2%}", _fmt_time(row.get("inclusive_time")))
             console.print(table)
-            click.echo(f"program time {_fmt_time(result.data.get('total_time'))}; "
-                       f"instrumentation overhead {result.data.get('overhead', 0):.1%}")
+            click.echo(f"program time {_fmt_time(profiled.total_time)}; "
+                       f"instrumentation overhead {profiled.overhead or 0:.1%}")
     _finish([result])
 
 

@@ -45,7 +45,7 @@ from regionx import diagnostics as dx
 from regionx.analysis.locate import Located, NotFound, RegionLocator
 from regionx.closure import Closure, closure_changes, closure_sha256
 from regionx.sampling.harness import exec_module, portable_source
-from regionx.types import DEFAULT_METRIC, DEFAULT_TOLERANCE, Dependency, Region, StageResult
+from regionx.types import DEFAULT_METRIC, DEFAULT_TOLERANCE, Dependency, ExtractResult, Region, StageResult
 
 # Names the harness itself defines at module level: a source module binding one of them cannot
 # be extracted as is (its helpers would see the harness's object instead of their own).
@@ -286,18 +286,18 @@ def _fmt_tuple(names: Sequence[str]) -> str:
     return repr(tuple(names))
 
 
-def extract_region(text: str, path: str, region: Region) -> StageResult:
+def extract_region(text: str, path: str, region: Region) -> StageResult[ExtractResult]:
     """Build the standalone harness module of `region` (of source `text` at `path`).
 
-    Returns an ok StageResult whose ``data['harness']`` is the module's source text (plus
-    ``dependencies``, ``dropped_decorators``, ``inputs``, ``outputs``), or a failed one with
+    Returns an ok StageResult whose value (ExtractResult) has the module's source text as
+    ``harness`` (plus its dependencies, dropped decorators, inputs, outputs, closure), or a failed one with
     RX301 (control flow leaves the region, an unresolvable name, a name the harness reserves)
     or RX004 (the source does not parse).
     """
     line0 = region.start_line
     col0 = max(1, region.col)
 
-    def fail(line: int, detail: str) -> StageResult:
+    def fail(line: int, detail: str) -> StageResult[ExtractResult]:
         diag = dx.make("RX301", path, line or line0, col0 if (line or line0) == line0 else 1, region=region.id, detail=detail)
         return StageResult(status="failed", region_id=region.id, diagnostics=(diag,))
 
@@ -310,15 +310,14 @@ def extract_region(text: str, path: str, region: Region) -> StageResult:
         diag = dx.make("RX004", path, exc.raw_line, exc.raw_column + 1, detail=exc.message)
         return StageResult(status="failed", region_id=region.id, diagnostics=(diag,))
     try:
-        harness, data = _build(text, path, region, module)
+        built = _build(text, path, region, module)
     except ExtractError as exc:
         return fail(exc.line, exc.detail)
     try:
-        compile(harness, "<regionx harness>", "exec")
+        compile(built.harness, "<regionx harness>", "exec")
     except SyntaxError as exc:
         return fail(line0, f"the harness does not compile: {exc.msg}")
-    data["harness"] = harness
-    return StageResult(status="ok", region_id=region.id, data=data)
+    return StageResult(status="ok", region_id=region.id, value=built)
 
 
 # -- the dependency closure, hashed (staleness beyond the region's own lines; regionx.closure) ------
@@ -369,7 +368,7 @@ def region_closure(text: str, path: str, region: Region) -> Closure:
     if not extracted.ok:
         problem = "; ".join(d.message for d in extracted.diagnostics) or "the region cannot be extracted"
         return Closure(sha256="", problem=problem)
-    return Closure.from_json(extracted.data["closure"])
+    return extracted.payload.closure
 
 
 def source_changes(text: str, path: str, region: Region, source_sha256: str, closure_sha256: str = "",
@@ -394,9 +393,9 @@ def source_changes(text: str, path: str, region: Region, source_sha256: str, clo
 # -- the harness, step by step ---------------------------------------------------------------
 
 
-def _build(text: str, path: str, region: Region, module: cst.Module) -> tuple[str, dict]:  # type: ignore[type-arg]
-    """The harness of `region` and the data `extract_region` returns with it; ExtractError when
-    the region cannot be extracted."""
+def _build(text: str, path: str, region: Region, module: cst.Module) -> ExtractResult:
+    """The harness of `region` and what `extract_region` returns with it; ExtractError when the
+    region cannot be extracted."""
     locator = RegionLocator(module)
     located = locator.locate(region)
     if isinstance(located, NotFound):
@@ -419,16 +418,10 @@ def _build(text: str, path: str, region: Region, module: cst.Module) -> tuple[st
     futures = [s for s in stmts if s.is_future]
     body_stmts = [stmts[i] for i in closure if not stmts[i].is_future]
     harness = _harness_text(text, path, region, futures, body_stmts, wrapper, inputs, outputs)
-    data = {
-        "region_id": region.id,
-        "kind": region.kind,
-        "inputs": inputs,
-        "outputs": outputs,
-        "dependencies": [{"line": s.start, "binds": sorted(s.binds)} for s in futures + body_stmts],
-        "dropped_decorators": wrapper.dropped_decorators,
-        "closure": _closure_of(body_stmts, region).to_json(),
-    }
-    return harness, data
+    return ExtractResult(
+        harness=harness, region_id=region.id, kind=region.kind, inputs=tuple(inputs), outputs=tuple(outputs),
+        dependencies=tuple({"line": s.start, "binds": sorted(s.binds)} for s in futures + body_stmts),
+        dropped_decorators=tuple(wrapper.dropped_decorators), closure=_closure_of(body_stmts, region))
 
 
 @dataclass

@@ -16,7 +16,7 @@ from typing import Any
 from regionx import diagnostics as dx
 from regionx.diagnostics import Diagnostic
 from regionx.instrument import CommandError, parse_command, run_instrumented
-from regionx.types import FileAnalysis, InstrumentedRun, Region, StageResult
+from regionx.types import FileAnalysis, InstrumentedRun, ProfileResult, Region, StageResult
 
 Analyzer = Callable[[str], FileAnalysis]
 
@@ -61,10 +61,10 @@ def profile_command(
     timeout: float | None = None,
     baseline: bool = True,
     analyzer: Analyzer | None = None,
-) -> StageResult:
+) -> StageResult[ProfileResult]:
     """Run `command` with the candidate regions of `paths` (default: its script) instrumented.
 
-    Returns a StageResult whose `data` holds ``rows`` (hottest first by exclusive time; at most
+    Returns a StageResult whose value (ProfileResult) holds ``rows`` (hottest first by exclusive time; at most
     `top`), ``total_time`` (the instrumented run, seconds), ``plain_time`` and ``overhead``
     (instrumented / plain - 1; None without `baseline`), ``shares`` (region id -> share) and
     ``unattributed`` (the share of time outside every region). Each row has: region, name, kind,
@@ -105,13 +105,13 @@ def profile_command(
             return StageResult(status="failed", diagnostics=plain.diagnostics)
         if not plain.ok:
             return StageResult(status="failed", diagnostics=(dx.make("RX605", shown, detail=_failure_detail(plain)),),
-                               data={"stderr": plain.stderr, "returncode": plain.returncode})
+                               value=ProfileResult(stderr=plain.stderr, returncode=plain.returncode))
     run = run_instrumented(argv, files, mode="profile", cwd=cwd, timeout=timeout)
     if run.diagnostics:
         return StageResult(status="failed", diagnostics=run.diagnostics)
     if not run.ok or run.total_time is None:
         return StageResult(status="failed", diagnostics=(dx.make("RX605", shown, detail=_failure_detail(run)),),
-                           data={"stderr": run.stderr, "returncode": run.returncode})
+                           value=ProfileResult(stderr=run.stderr, returncode=run.returncode))
 
     # Shares and times are corrected for the hook's calibrated per-call overhead, so they
     # estimate the uninstrumented run; total_time stays the measured instrumented run.
@@ -120,19 +120,19 @@ def profile_command(
     shares = {row["region"]: row["share"] for row in rows}
     plain_time = plain.total_time if plain is not None else None
     overhead = (run.total_time / plain_time - 1.0) if plain_time else None
-    data: dict[str, Any] = {
-        "command": argv,
-        "paths": list(files),
-        "rows": rows[:top] if top is not None and top >= 0 else rows,
-        "total_time": run.total_time,
-        "estimated_time": total,
-        "plain_time": plain_time,
-        "overhead": overhead,
-        "shares": shares,
-        "unattributed": max(0.0, 1.0 - sum(shares.values())),
-        "stdout": run.stdout,
-    }
-    return StageResult(status="ok", data=data)
+    data = ProfileResult(
+        command=tuple(argv),
+        paths=tuple(files),
+        rows=tuple(rows[:top] if top is not None and top >= 0 else rows),
+        total_time=run.total_time,
+        estimated_time=total,
+        plain_time=plain_time,
+        overhead=overhead,
+        shares=shares,
+        unattributed=max(0.0, 1.0 - sum(shares.values())),
+        stdout=run.stdout,
+    )
+    return StageResult(status="ok", value=data)
 
 
 def table_rows(files: Mapping[str, Sequence[Region]], records: dict[str, dict[str, Any]], total: float) -> list[dict[str, Any]]:
@@ -169,4 +169,4 @@ def time_shares(file: str, command: str) -> dict[str, float]:
     result = profile_command(shlex.split(command), paths=[file], baseline=False)
     if not result.ok:
         return {}
-    return dict(result.data["shares"])
+    return dict(result.payload.shares)

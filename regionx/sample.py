@@ -67,6 +67,7 @@ from regionx.types import (
     DatasetMeta,
     DomainSpec,
     Region,
+    SampleResult,
     StageResult,
     VarSpec,
 )
@@ -94,7 +95,7 @@ def sample_region(text: str, path: str, region: Region, *, n: int = 10000, seed:
                   observe: str | None = None, mix: float = 0.0,
                   progress: Callable[[int, int], None] | None = None, design: str = DEFAULT_DESIGN,
                   pool: "SamplingPool | None" = None, rows: Sequence[tuple[Any, ...]] | None = None,
-                  time_exact: bool = True) -> tuple[StageResult, Dataset | None]:
+                  time_exact: bool = True) -> tuple[StageResult[SampleResult], Dataset | None]:
     """Sample input/output pairs of `region` (of source `text` at `path`) into a Dataset.
 
     Inputs: `n` random draws from the pragma's domains (`domains` overrides them by input name),
@@ -123,7 +124,7 @@ def sample_region(text: str, path: str, region: Region, *, n: int = 10000, seed:
         extracted = extract_region(text, path, region)
         if not extracted.ok:
             raise _Refused(*extracted.diagnostics)
-        harness: str = extracted.data["harness"]
+        harness = extracted.payload.harness
         specs = _domain_specs(path, region, domains, position)
         n_random, n_observed, data["mode"] = _counts(n, mix, observe, rows)
         random_rows, rejected = _random_inputs(path, region, specs, n_random, seed, require, design, rows, position)
@@ -151,15 +152,15 @@ def sample_region(text: str, path: str, region: Region, *, n: int = 10000, seed:
         _refuse_unusable(path, region, results, violation, len(kept), len(all_rows), dropped, data, position)
     except _Refused as refused:
         return StageResult(status="failed", region_id=region.id, diagnostics=tuple(refused.diagnostics),
-                           data=refused.data), None
+                           value=SampleResult(**refused.data)), None
 
     # The exact region's cost per call, in this process, on valid inputs.
     per_call = _exact_time_per_call(harness, source_dir, [all_rows[i] for i in kept]) if time_exact else 0.0
     data["exact_time_per_call"] = per_call
-    meta = _dataset_meta(text, path, region, Closure.from_json(extracted.data["closure"]), specs, in_shapes, out_shapes,
+    meta = _dataset_meta(text, path, region, extracted.payload.closure, specs, in_shapes, out_shapes,
                          seed=seed, n=n, dropped=dropped, per_call=per_call, mode=data["mode"], design=design)
     data["design"] = design
-    return StageResult(status="ok", region_id=region.id, data=data), Dataset(X=X, Y=Y, meta=meta)
+    return StageResult(status="ok", region_id=region.id, value=SampleResult(**data)), Dataset(X=X, Y=Y, meta=meta)
 
 
 # -- the steps of sample_region ------------------------------------------------------------------

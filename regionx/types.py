@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 import numpy as np
 
 from regionx.diagnostics import Diagnostic
+
+if TYPE_CHECKING:
+    from regionx.closure import Closure
 
 RegionKind = Literal["function", "loop", "block"]
 Metric = Literal["rel", "abs"]
@@ -600,23 +603,229 @@ def _float_or_none(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
+T = TypeVar("T")
+
+
 @dataclass(frozen=True)
-class StageResult:
+class StageResult(Generic[T]):
     """What a stage returns (LibCST codemod style): ok / skipped with a reason / failed.
 
     `artifacts` maps a role ('harness', 'dataset', 'manifest', 'patched' ...) to a written path;
-    `data` holds the stage's JSON-able summary for ``--json`` output and tables.
+    `value` is the stage's typed payload (ExtractResult, SampleResult, TrainResult, RewriteResult,
+    CompileResult), None when the stage stopped before it had any.
     """
 
     status: Status
     region_id: str = ""
     diagnostics: tuple[Diagnostic, ...] = ()
     artifacts: dict[str, str] = field(default_factory=dict)
-    data: dict[str, Any] = field(default_factory=dict)
+    value: T | None = None
 
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+    @property
+    def payload(self) -> T:
+        """`value`, which the caller knows is there (an ok result carries one); ValueError if not."""
+        if self.value is None:
+            raise ValueError(f"a {self.status} result of {self.region_id or 'a stage'} has no payload")
+        return self.value
+
+    def to_json(self) -> dict[str, Any]:
+        """The payload's JSON object (empty without one)."""
+        value: Any = self.value
+        if value is None:
+            return {}
+        return dict(value.to_json()) if hasattr(value, "to_json") else dict(value)
+
+
+def _present(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """The (key, value) pairs whose value is not None, in order (a payload's optional fields)."""
+    return {k: v for k, v in pairs if v is not None}
+
+
+@dataclass(frozen=True)
+class ExtractResult:
+    """extract_region's payload: the harness module's source and the region's interface in it."""
+
+    harness: str
+    region_id: str
+    kind: RegionKind
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    dependencies: tuple[dict[str, Any], ...]  # {"line": first line, "binds": [names]} per statement kept
+    dropped_decorators: tuple[str, ...]
+    closure: Closure
+
+    def to_json(self) -> dict[str, Any]:
+        return {"region_id": self.region_id, "kind": self.kind, "inputs": list(self.inputs),
+                "outputs": list(self.outputs), "dependencies": list(self.dependencies),
+                "dropped_decorators": list(self.dropped_decorators), "closure": self.closure.to_json(),
+                "harness": self.harness}
+
+
+@dataclass(frozen=True)
+class SampleResult:
+    """sample_region's payload (and compile_samples' / sample_active's): what was drawn, kept and
+    dropped; fields a run did not reach are None (left out of the JSON)."""
+
+    mode: str | None = None  # "random", "observed" or "mixed"
+    observed_calls: int | None = None  # an observed run's counts (regionx.sampling.observe)
+    observed_unconvertible: int | None = None
+    observe_returncode: int | None = None
+    requested: int | None = None
+    kept: int | None = None
+    dropped: dict[str, int] | None = None
+    observed: int | None = None
+    random: int | None = None
+    first_error: str | None = None
+    violation: str | None = None  # RX308: how the region did not behave as analysed
+    exact_time_per_call: float | None = None
+    design: str | None = None
+    rounds: tuple[dict[str, Any], ...] | None = None  # regionx.active: samples and fit per round
+    samples_reused: bool | None = None  # compile_samples: the saved samples were reused
+    samples_file: str | None = None
+    samples_resampled_because: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        if self.samples_reused:
+            return _present([("samples_reused", True), ("samples_file", self.samples_file), ("design", self.design)])
+        return _present([
+            ("mode", self.mode), ("observed_calls", self.observed_calls),
+            ("observed_unconvertible", self.observed_unconvertible), ("observe_returncode", self.observe_returncode),
+            ("requested", self.requested), ("kept", self.kept),
+            ("dropped", None if self.dropped is None else dict(self.dropped)), ("observed", self.observed),
+            ("random", self.random), ("first_error", self.first_error), ("violation", self.violation),
+            ("exact_time_per_call", self.exact_time_per_call), ("design", self.design),
+            ("rounds", None if self.rounds is None else list(self.rounds)),
+            ("samples_reused", self.samples_reused), ("samples_file", self.samples_file),
+            ("samples_resampled_because", self.samples_resampled_because)])
+
+    def reuse_json(self) -> dict[str, Any]:
+        """compile's summary fields about the samples: where they are, whether reused, their design."""
+        return {k: v for k, v in self.to_json().items() if k.startswith("samples_") or k == "design"}
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """train_dataset's payload: the report's parts the CLI and --json show (rows, chosen and best
+    are report.json's rows, which are written to disk), and the chosen surrogate's manifest."""
+
+    rows: tuple[dict[str, Any], ...]
+    chosen: dict[str, Any] | None
+    best: dict[str, Any] | None
+    tolerance: float
+    metric: str
+    criterion: dict[str, Any]
+    target: float
+    select_by: str
+    search: dict[str, Any]  # the search summary, without its log
+    verdict: str | None = None  # "refused before training" when no candidate could be profitable
+    manifest: Manifest | None = None  # the one written as manifest.json (ok results only)
+
+    def to_json(self) -> dict[str, Any]:
+        doc = {"rows": list(self.rows), "chosen": self.chosen, "best": self.best, "tolerance": self.tolerance,
+               "metric": self.metric, "criterion": self.criterion, "target": self.target,
+               "select_by": self.select_by, "search": self.search}
+        if self.verdict is not None:
+            doc["verdict"] = self.verdict
+        return doc
+
+
+@dataclass(frozen=True)
+class RewriteResult:
+    """rewrite_source's / revert_source's payload: the new text and how the region is now served."""
+
+    text: str = ""  # the new source ("" only in a refusal's payload)
+    hoisted: tuple[int, ...] | None = None  # lines of the batched loops
+    batched: tuple[dict[str, Any], ...] | None = None  # {"line", "form", "predicted_speedup", "saved_per_row"}
+    hoist_skipped: tuple[Any, ...] | None = None
+    path_taken: str | None = None  # "batch" or "scalar"
+    profitability: dict[str, Any] | None = None
+    kind: str | None = None
+    module: str | None = None
+    reverted: int | None = None  # revert: how many regions were reverted
+    diff: str | None = None  # rewrite_file/revert_file with diff=True
+
+    def to_json(self) -> dict[str, Any]:
+        if not self.text:  # refused as not profitable
+            return _present([("profitability", self.profitability),
+                             ("hoist_skipped", None if self.hoist_skipped is None else list(self.hoist_skipped))])
+        return _present([("text", self.text), ("hoisted", None if self.hoisted is None else list(self.hoisted)),
+                         ("batched", None if self.batched is None else list(self.batched)),
+                         ("hoist_skipped", None if self.hoist_skipped is None else list(self.hoist_skipped)),
+                         ("path_taken", self.path_taken), ("profitability", self.profitability),
+                         ("kind", self.kind), ("module", self.module), ("reverted", self.reverted),
+                         ("diff", self.diff)])
+
+
+@dataclass(frozen=True)
+class ProfileResult:
+    """profile_command's payload: the table rows (JSON objects read from the instrumented run's
+    records) and the run's times; a failed run has only its stderr and return code."""
+
+    command: tuple[str, ...] = ()
+    paths: tuple[str, ...] = ()
+    rows: tuple[dict[str, Any], ...] = ()
+    total_time: float | None = None
+    estimated_time: float | None = None
+    plain_time: float | None = None
+    overhead: float | None = None
+    shares: dict[str, float] = field(default_factory=dict)
+    unattributed: float = 0.0
+    stdout: str = ""
+    stderr: str | None = None  # a failed run
+    returncode: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        if self.stderr is not None:
+            return {"stderr": self.stderr, "returncode": self.returncode}
+        return {"command": list(self.command), "paths": list(self.paths), "rows": list(self.rows),
+                "total_time": self.total_time, "estimated_time": self.estimated_time, "plain_time": self.plain_time,
+                "overhead": self.overhead, "shares": dict(self.shares), "unattributed": self.unattributed,
+                "stdout": self.stdout}
+
+
+@dataclass(frozen=True)
+class CompileResult:
+    """compile_file's payload for one region: its interface, the sampling and training results,
+    and the verdict (and, once rewritten, the path taken and the batched loops)."""
+
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    verdict: str = ""
+    sample: SampleResult | None = None
+    samples: int | None = None  # samples kept (a sampling that failed leaves it None)
+    exact_time_per_call: float | None = None
+    select_by: str | None = None
+    hoistable_loops: tuple[int, ...] | None = None
+    loop_extra_seconds: float | None = None
+    train: TrainResult | None = None
+    path_taken: str | None = None
+    batched: tuple[dict[str, Any], ...] | None = None
+
+    @property
+    def chosen(self) -> dict[str, Any] | None:
+        return self.train.chosen if self.train is not None else None
+
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"inputs": list(self.inputs), "outputs": list(self.outputs)}
+        if self.samples is None:  # refused before sampling, or sampling failed
+            if self.sample is not None:
+                doc.update(self.sample.to_json())
+        else:
+            doc.update(samples=self.samples, exact_time_per_call=self.exact_time_per_call)
+            if self.sample is not None:
+                doc.update(self.sample.reuse_json())
+            doc.update(select_by=self.select_by, hoistable_loops=list(self.hoistable_loops or ()),
+                       loop_extra_seconds=self.loop_extra_seconds)
+            if self.train is not None:
+                doc.update(self.train.to_json())
+        doc["verdict"] = self.verdict
+        if self.path_taken is not None or self.batched is not None:
+            doc.update(path_taken=self.path_taken, batched=list(self.batched or ()))
+        return doc
 
 
 @dataclass(frozen=True)

@@ -104,7 +104,7 @@ def test_unvectorisable_accept_keeps_the_row_by_row_check(tmp_path: Path) -> Non
 def test_revert_is_byte_exact_with_vectorised_accept(tmp_path: Path) -> None:
     _, _, _, data = case(tmp_path, CLOSE)
     back = revert_source(data["text"], "prog.py")
-    assert back.ok and back.data["text"] == FAST_PROG
+    assert back.ok and back.payload.text == FAST_PROG
 
 
 def test_scalar_dispatcher_checks_accept_and_survives_arithmetic_errors(tmp_path: Path) -> None:

@@ -161,7 +161,7 @@ def test_train_with_accept_reaches_the_target_through_the_fallback(tmp_path) -> 
                           select_by="batch", refine="none")
     assert plain.status == "failed" and [d.code for d in plain.diagnostics] == ["RX401"]
     assert res.status == "ok", res.diagnostics
-    row = res.data["rows"][0]
+    row = res.payload.rows[0]
     assert row["accuracy"] < 0.99 and row["effective_accuracy"] == 1.0 and row["meets_target"]
     assert 0.0 <= row["accept_rate"] < 1.0 and row["accept_vectorised"]
     assert row["effective_time_per_element"] > row["time_per_element"]

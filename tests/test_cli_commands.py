@@ -287,6 +287,11 @@ def test_analyze_profile_fills_time_shares(work: Path) -> None:
 # --------------------------------------------------------------------------- compile, two regions
 
 
+COMPILE_KEYS = ["region", "status", "inputs", "outputs", "samples", "exact_time_per_call", "design", "samples_reused",
+                "samples_file", "select_by", "hoistable_loops", "loop_extra_seconds", "rows", "chosen", "best", "tolerance",
+                "metric", "criterion", "target", "search", "verdict", "path_taken", "batched", "artifacts", "diagnostics"]
+
+
 def test_compile_two_regions_rewrites_both(work: Path, tmp_path: Path) -> None:
     result = invoke(["compile", "prog.py", "--out", "cout", "--json", "-n", "1000", "--topologies", "4", "--epochs", "3",
                      "--budget", "10", "--target", "0.95"], work)
@@ -296,6 +301,8 @@ def test_compile_two_regions_rewrites_both(work: Path, tmp_path: Path) -> None:
     assert doc["version"] == 1 and doc["file"] == "prog.py"
     regions = {r["region"]: r for r in doc["regions"]}
     assert list(regions) == ["wave", "lin"]
+    # the document's keys, in order, as before typed stage results (CompileResult.to_json)
+    assert [list(r) for r in doc["regions"]] == [COMPILE_KEYS, COMPILE_KEYS]
     out = work / "cout"
     for name, region in regions.items():
         assert region["status"] == "ok" and region["verdict"] == "rewritten" and region["diagnostics"] == []

@@ -127,7 +127,7 @@ def compile_program(path: Path, out: Path) -> Outcome:
                             topologies=TOPOLOGY, target=TARGET, force=True, refine="none", executor="local:2")
     # the diagnostics' codes, and the analysis' own codes that an RX505 refusal quotes
     codes = sorted({code for d in result.diagnostics for code in re.findall(r"RX\d{3}", f"{d.code} {d.message}")})
-    verdict = result.data.get("verdict", "failed")
+    verdict = (result.payload.verdict if result.value is not None else "failed")
     patched = Path(result.artifacts["patched"]) if result.ok and "patched" in result.artifacts else None
     tolerance = None
     if patched is not None:
@@ -135,7 +135,7 @@ def compile_program(path: Path, out: Path) -> Outcome:
         assert manifest["metric"] == "abs", manifest["metric"]
         tolerance = float(manifest["tolerance"])
     return Outcome(verdict, tuple(codes), tuple(d.format() for d in result.diagnostics),
-                   tuple(result.data.get("outputs", ())), patched, tolerance)
+                   (result.payload.outputs if result.value is not None else ()), patched, tolerance)
 
 
 # --------------------------------------------------------------------------------------- comparing
@@ -406,8 +406,8 @@ def test_newton_fixture(tmp_path: Path) -> None:
     out = tmp_path / "out"
     [result] = compile_file(str(src), out_dir=str(out), samples=1000, seed=SEED, epochs=EPOCHS, topologies=TOPOLOGY,
                             target=TARGET, force=True, refine="none", executor="local:2")
-    if not (result.ok and result.data.get("verdict") == "rewritten"):
-        assert result.data.get("verdict") in REFUSALS, [d.format() for d in result.diagnostics]
+    if not (result.ok and result.payload.verdict == "rewritten"):
+        assert result.payload.verdict in REFUSALS, [d.format() for d in result.diagnostics]
         assert not (out / "newton.py").exists()
         return
     expression = "{'roots': main(400, 11), 'equations': make_equations(400, 11), 'EPS': EPS, 'MAX_ITER': MAX_ITER}"

@@ -104,7 +104,7 @@ def test_a_worker_stuck_beyond_signals_is_abandoned(case: tuple[str, str], monke
     monkeypatch.setattr(sample_mod, "_WATCHDOG_MARGIN", 0.5)
     result, data = sample_region(text, path, region_of(text, "deaf", ("x",)), n=3, timeout=0.2, executor="local:1")
     assert data is None and [d.code for d in result.diagnostics] == ["RX305"]
-    assert result.data["dropped"]["timeout"] == 3
+    assert result.payload.dropped["timeout"] == 3
 
 
 def test_dask_executor_gives_the_same_data_as_local(case: tuple[str, str]) -> None:

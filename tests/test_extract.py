@@ -288,7 +288,7 @@ def _extract(case: Case) -> tuple[Region, str]:
                          end_marker=case.end_marker)
     result = extract_region(case.source, "case.py", region)
     assert result.ok, [d.format() for d in result.diagnostics]
-    return region, result.data["harness"]
+    return region, result.payload.harness
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -353,7 +353,7 @@ def test_newton_fixture_harness_runs_standalone(tmp_path: Path) -> None:
     text, region = _newton_region()
     result = extract_region(text, str(NEWTON), region)
     assert result.ok
-    harness = result.data["harness"]
+    harness = result.payload.harness
     assert "import random" not in harness and "def make_equations" not in harness and "def main" not in harness
     target = tmp_path / "elsewhere" / "harness_newton.py"
     written = write_harness(harness, str(target))
@@ -381,7 +381,7 @@ def test_harness_cli_fails_cleanly_on_too_strict_require(tmp_path: Path) -> None
     ''')
     region = make_region(source, "function", "def f", ("x",), ("return",), qualname="f")
     result = extract_region(source, "case.py", region)
-    path = write_harness(result.data["harness"], str(tmp_path / "h.py"))
+    path = write_harness(result.payload.harness, str(tmp_path / "h.py"))
     proc = subprocess.run([sys.executable, path, "--samples", "10", "--out", str(tmp_path / "d.npz")],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1 and "(< 1%)" in proc.stderr
@@ -498,7 +498,7 @@ def test_every_region_of_the_fixtures_extracts_or_says_why(fixture: str) -> None
     for region in analysis.regions:
         result = extract_region(text, path, region)
         if result.ok:
-            module = load_harness(result.data["harness"])
+            module = load_harness(result.payload.harness)
             assert module.INPUTS == region.inputs and module.OUTPUTS == region.outputs
             extracted += 1
         else:
@@ -593,7 +593,7 @@ def test_harness_and_region_closure_agree() -> None:
 
     region = _closure_region(CLOSURE_BASE)
     extracted = extract_region(CLOSURE_BASE, "case.py", region)
-    assert Closure.from_json(extracted.data["closure"]) == region_closure(CLOSURE_BASE, "case.py", region)
+    assert extracted.payload.closure == region_closure(CLOSURE_BASE, "case.py", region)
 
 
 def test_source_changes_names_the_region_and_its_dependencies() -> None:

@@ -103,7 +103,7 @@ def hot_result():  # type: ignore[no-untyped-def]
 def test_real_run_counts_calls_and_nests_times(hot_result) -> None:  # type: ignore[no-untyped-def]
     """A real run on the real clock: what does not depend on the machine's speed or load."""
     assert hot_result.ok, hot_result.diagnostics
-    rows = hot_result.data["rows"]
+    rows = hot_result.payload.rows
     by_id = {r["region"]: r for r in rows}
     assert by_id["hot_kernel"]["calls"] == 3000
     assert by_id["pipeline"]["calls"] == by_id["smooth"]["calls"] == by_id["main"]["calls"] == 1
@@ -111,14 +111,14 @@ def test_real_run_counts_calls_and_nests_times(hot_result) -> None:  # type: ign
     for r in rows:
         assert 0.0 <= r["total_time"] <= r["inclusive_time"], r  # exclusive never exceeds inclusive
         assert r["inclusive_share"] <= 1.0 + 1e-9
-        assert r["share"] == pytest.approx(r["total_time"] / hot_result.data["estimated_time"])
+        assert r["share"] == pytest.approx(r["total_time"] / hot_result.payload.estimated_time)
     # every loop region of hot_app ran
     loops = [r for r in rows if r["kind"] == "loop"]
     assert loops and all(r["calls"] >= 1 for r in loops)
 
 
 def test_shares_sum_to_at_most_one_and_overhead_is_reported(hot_result) -> None:  # type: ignore[no-untyped-def]
-    data = hot_result.data
+    data = hot_result.payload.to_json()
     shares = [r["share"] for r in data["rows"]]
     assert all(0.0 <= s <= 1.0 for s in shares)
     assert sum(shares) <= 1.0 + 1e-9
@@ -146,7 +146,7 @@ def virtual_run(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-un
 
 def test_hot_function_ranks_first_with_its_exact_share(virtual_run) -> None:  # type: ignore[no-untyped-def]
     """Shares on the virtual clock: exact, so a loaded machine cannot move them."""
-    data = virtual_run.data
+    data = virtual_run.payload.to_json()
     # the only real part: the hook's start reading, taken before the program set its clock going
     assert VIRTUAL_TOTAL - 1e-6 <= data["total_time"] < VIRTUAL_TOTAL + 30.0
     total = data["estimated_time"]
@@ -178,9 +178,9 @@ def test_hot_function_ranks_first_with_its_exact_share(virtual_run) -> None:  # 
 def test_top_limits_rows() -> None:
     result = profile_command(["python", HOT_APP, "200"], cwd=str(ROOT), analyzer=ast_analyzer, top=2, baseline=False)
     assert result.ok
-    assert len(result.data["rows"]) == 2
-    assert result.data["overhead"] is None and result.data["plain_time"] is None
-    assert len(result.data["shares"]) > 2  # shares cover every region regardless of top
+    assert len(result.payload.rows) == 2
+    assert result.payload.overhead is None and result.payload.plain_time is None
+    assert len(result.payload.shares) > 2  # shares cover every region regardless of top
 
 
 def test_failing_program_is_rx605(tmp_path: Path) -> None:
@@ -280,7 +280,7 @@ def test_with_the_real_analysis(tmp_path: Path) -> None:
 
     result = profile_command(["python", HOT_APP, "1500"], cwd=str(ROOT))
     assert result.ok, result.diagnostics
-    rows = result.data["rows"]
+    rows = result.payload.rows
     assert {r["region"] for r in rows} == {r.id for r in analyze_file(str(ROOT / HOT_APP)).regions}
     by_id = {r["region"]: r for r in rows}
     assert by_id["hot_kernel"]["calls"] == 1500 and by_id["pipeline"]["calls"] == 1
@@ -318,13 +318,13 @@ def test_lj_md_pair_loop_dominates(tmp_path: Path) -> None:
     result = profile_command([sys.executable, str(runner), "--steps", "5", "--cells", "4"],
                              paths=[str(ROOT / "fixtures" / "lj_md.py")], cwd=str(tmp_path), baseline=False)
     assert result.ok, result.diagnostics
-    assert "Loop time" in result.data["stdout"]
-    by_id = {r["region"]: r for r in result.data["rows"]}
+    assert "Loop time" in result.payload.stdout
+    by_id = {r["region"]: r for r in result.payload.rows}
     force_loop = by_id["compute_forces"]
     assert force_loop["calls"] == 6  # once before the first step, then once per step
     assert by_id["lj_pair"]["calls"] > 10000
     # ranks, not a fixed share: on a slower machine every share moves, the order does not
-    top = max(result.data["rows"], key=lambda r: r["total_time"])
+    top = max(result.payload.rows, key=lambda r: r["total_time"])
     assert top["region"].startswith("compute_forces"), top
-    others = [r for r in result.data["rows"] if not r["region"].startswith(("compute_forces", "main", "run"))]
+    others = [r for r in result.payload.rows if not r["region"].startswith(("compute_forces", "main", "run"))]
     assert others and all(force_loop["inclusive_time"] > 2 * r["inclusive_time"] for r in others), others

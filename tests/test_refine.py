@@ -147,7 +147,7 @@ def test_lm_beats_adam_alone_and_its_weights_reach_every_artifact(tmp_path) -> N
     adam = train_dataset(ds, str(tmp_path / "adam"), refine="none", **kw)
     lm = train_dataset(ds, str(tmp_path / "lm"), refine="lm", **kw)
     assert adam.ok and lm.ok, (adam.diagnostics, lm.diagnostics)
-    a, r = adam.data["rows"][0], lm.data["rows"][0]
+    a, r = adam.payload.rows[0], lm.payload.rows[0]
     assert a["optimizer"] == "adam" and a["refine"]["attempts"] == []
     assert r["optimizer"] == "adam+lm" and r["refine"]["method"] == "lm"
     # the same Adam start (same seed), then LM: lower validation loss, and lower test loss on the compiled module

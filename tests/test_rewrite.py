@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from regionx.rewrite import MARKER_RE, rewrite_file, rewrite_source, revert_file, revert_source, rewritten_regions
-from regionx.types import Manifest, Region, TopologyResult, VarSpec
+from regionx.types import Manifest, Region, TopologyResult, TrainResult, VarSpec
 
 _counter = itertools.count()
 
@@ -134,7 +134,7 @@ def module_name(m: Manifest) -> str:
 def rewrite(text: str, reg: Region, m: Manifest, **kw: Any) -> dict[str, Any]:
     res = rewrite_source(text, "prog.py", reg, m, module_name=module_name(m), **kw)
     assert res.ok, [d.format() for d in res.diagnostics]
-    return res.data
+    return res.payload.to_json()
 
 
 def strip_loader(text: str) -> str:
@@ -159,7 +159,7 @@ def assert_rewrite(before: str, after: str, reg: Region, m: Manifest, *, loader:
     got = data["text"] if loader else strip_loader(data["text"])
     assert got == textwrap.dedent(after)
     back = revert_source(data["text"], "prog.py")
-    assert back.ok and back.data["text"] == before
+    assert back.ok and back.payload.text == before
     return data
 
 
@@ -427,7 +427,7 @@ def test_golden_batch_hoisting_general_form() -> None:
         '''
     data = rewrite(textwrap.dedent(GENERAL_BEFORE), reg, m)
     assert data["text"].split("# regionx-rewritten: f end\n\n\n")[1] == textwrap.dedent(after)
-    assert revert_source(data["text"], "prog.py").data["text"] == textwrap.dedent(GENERAL_BEFORE)
+    assert revert_source(data["text"], "prog.py").payload.text == textwrap.dedent(GENERAL_BEFORE)
     loader = data["text"].split("loader end")[0]
     assert "def _regionx_f_map(" in loader and "def _regionx_map_rows(" in loader
 
@@ -468,7 +468,7 @@ def test_loops_that_must_not_be_hoisted(loop: str, reason: str) -> None:
     assert data["hoisted"] == [] and data["path_taken"] == "scalar"
     assert any(reason in s["reason"] for s in data["hoist_skipped"]), data["hoist_skipped"]
     assert " batch begin" not in data["text"]
-    assert revert_source(data["text"], "prog.py").data["text"] == text
+    assert revert_source(data["text"], "prog.py").payload.text == text
 
 
 def test_shadowed_name_is_not_hoisted() -> None:
@@ -524,7 +524,7 @@ def test_revert_is_byte_exact_function(case: str) -> None:
     assert data["text"] != text
     compile(data["text"], "prog.py", "exec")
     back = revert_source(data["text"], "prog.py")
-    assert back.ok and back.data["text"] == text
+    assert back.ok and back.payload.text == text
     if case == "crlf":
         assert "\n" not in data["text"].replace("\r\n", "")  # generated lines use the file's newline
     if case == "tabs":
@@ -549,7 +549,7 @@ def test_revert_is_byte_exact_loop(case: str) -> None:
     reg = region(f"L{start}", "loop", start, end, ins, outs, qualname="g")
     data = rewrite(text, reg, manifest(reg, (0.0,) * len(ins), (1.0,) * len(ins)))
     compile(data["text"], "prog.py", "exec")
-    assert revert_source(data["text"], "prog.py").data["text"] == text
+    assert revert_source(data["text"], "prog.py").payload.text == text
 
 
 def test_two_regions_then_revert_one_and_all(tmp_path: Path) -> None:
@@ -562,8 +562,8 @@ def test_two_regions_then_revert_one_and_all(tmp_path: Path) -> None:
     assert rewritten_regions(second) == ["newton", reg2.id]
     compile(second, "prog.py", "exec")
     only = revert_source(second, "prog.py", only=reg2.id)
-    assert only.ok and only.data["text"] == first
-    assert revert_source(second, "prog.py").data["text"] == text
+    assert only.ok and only.payload.text == first
+    assert revert_source(second, "prog.py").payload.text == text
 
 
 def test_idempotence_rx501_and_rx504() -> None:
@@ -587,7 +587,7 @@ def test_rx502_refusal_and_force() -> None:
     msg = res.diagnostics[0].message
     assert "10 us/call" in msg and "20 us/call" in msg and "30 us/element" in msg
     forced = rewrite_source(text, "prog.py", reg, m, module_name="surrogate_newton", force=True)
-    assert forced.ok and forced.data["hoisted"] == []  # batching is slower than scalar: not hoisted
+    assert forced.ok and forced.payload.hoisted == ()  # batching is slower than scalar: not hoisted
 
 
 def test_batch_only_profitability() -> None:
@@ -760,7 +760,7 @@ def test_loop_and_block_regions_run(tmp_path: Path, which: str) -> None:
     # outside the box: exact code; a list container stays a list of floats
     got = mod.step(5.0, 0.5, [0.0] * 10)
     assert got == orig.step(5.0, 0.5, [0.0] * 10) and all(type(v) is float for v in got[3])
-    assert revert_source(data["text"], "prog.py").data["text"] == LOOP_PROG
+    assert revert_source(data["text"], "prog.py").payload.text == LOOP_PROG
     del sentinel_check
 
 
@@ -864,7 +864,8 @@ def test_rewrite_file_out_dir_runs_from_any_cwd(project: tuple[Path, Path, Manif
     assert src.read_bytes() == before  # the user's file is untouched without --in-place
     patched = tmp_path / "OUT" / "prog.py"
     assert {os.path.basename(p) for p in res.artifacts.values()} == {"prog.py", m.module, "weights.npz"}
-    assert res.data["diff"].startswith("--- ") and "+def _regionx_exact_newton(a, b, c):" in res.data["diff"]
+    diff = res.payload.diff or ""
+    assert diff.startswith("--- ") and "+def _regionx_exact_newton(a, b, c):" in diff
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     want = run_python(src, elsewhere)
@@ -877,7 +878,7 @@ def test_rewrite_file_in_place_and_revert_file(project: tuple[Path, Path, Manife
     src, art, m, _ = project
     before = src.read_text()
     res = rewrite_file(str(src), None, str(art), out=None, in_place=True, diff=False, force=False)
-    assert res.ok and src.read_text() == res.data["text"] != before
+    assert res.ok and src.read_text() == res.payload.text != before
     assert (src.parent / m.module).is_file() and (src.parent / "weights.npz").is_file()
     assert not [p for p in os.listdir(src.parent) if p.startswith(".regionx-")]  # no temp files left
     again = rewrite_file(str(src), None, str(art), out=None, in_place=True, diff=False, force=False)
@@ -911,7 +912,7 @@ def test_patched_text_keeps_valid_pragmas() -> None:
     start = first.splitlines().index("    u = t + a") + 1  # lines moved: locate the block in the patched text
     blk_reg = region("blk", "block", start, start + 1, "tab", "uv", qualname="step")
     both = rewrite(first, blk_reg, manifest(blk_reg, (0.0,) * 3, (1.0,) * 3))["text"]
-    assert revert_source(both, "prog.py").data["text"] == LOOP_PROG
+    assert revert_source(both, "prog.py").payload.text == LOOP_PROG
     for source, names in [(patched, ["newton"]), (both, ["acc", "blk"])]:
         pragmas, diags = parse_pragmas(source, "prog.py")
         assert diags == [] and [p.name for p in pragmas] == names
@@ -924,11 +925,11 @@ def test_module_name_as_relative_path(tmp_path: Path) -> None:
     """compile writes OUT/prog.py and OUT/<region>/surrogate_<name>.py: module_name is that relative path."""
     text, reg, m = newton_case()
     res = rewrite_source(text, "prog.py", reg, m, module_name="newton/surrogate_newton.py")
-    assert res.ok and res.data["module"] == "newton/surrogate_newton.py"
+    assert res.ok and res.payload.module == "newton/surrogate_newton.py"
     out = tmp_path / "OUT"
     (out / "newton").mkdir(parents=True)
     write_fake(out / "newton", m, NEWTON_FORMULA, sentinel=-999.0)
-    mod = load(write(out, "prog.py", res.data["text"]))
+    mod = load(write(out, "prog.py", res.payload.text))
     assert mod.newton(1.0, 2.0, -3.0) == -999.0
     bad = rewrite_source(text, "prog.py", reg, m, module_name="/abs/x-y.py")
     assert [d.code for d in bad.diagnostics] == ["RX503"]
@@ -951,7 +952,7 @@ def test_rewrite_file_with_real_analysis(tmp_path: Path) -> None:
     write_fake(art, m, NEWTON_FORMULA)
     res = rewrite_file(str(src), "newton", str(art), out=str(tmp_path / "OUT"))
     assert res.ok, [d.format() for d in res.diagnostics]
-    assert res.data["hoisted"] == [15, 18, 21, 27]
+    assert res.payload.hoisted == (15, 18, 21, 27)
     assert run_python(tmp_path / "OUT" / "prog.py", tmp_path) == run_python(src, tmp_path)
     write(tmp_path, "prog.py", text.replace("range(30)", "range(31)"))
     stale = rewrite_file(str(src), "newton", str(art), out=str(tmp_path / "OUT2"))
@@ -1018,13 +1019,17 @@ def test_compile_keeps_crlf_in_the_patched_copy(tmp_path: Path, monkeypatch: pyt
         name = dataset.meta.region_name
         for f in ("manifest.json", "weights.npz", f"surrogate_{name}.py"):
             shutil.copy(committed / name / f, Path(region_dir) / f)
-        return StageResult("ok", dataset.meta.region_id, artifacts={"manifest": str(Path(region_dir) / "manifest.json")})
+        manifest = Manifest.from_json(json.loads((Path(region_dir) / "manifest.json").read_text()))
+        trained = TrainResult(rows=(), chosen=None, best=None, tolerance=0.01, metric="rel", criterion={}, target=0.99,
+                              select_by="call", search={}, manifest=manifest)
+        return StageResult("ok", dataset.meta.region_id, artifacts={"manifest": str(Path(region_dir) / "manifest.json")},
+                           value=trained)
 
     monkeypatch.setattr(sample, "sample_region", fake_sample)
     monkeypatch.setattr(train, "train_dataset", fake_train)
     monkeypatch.setattr(api, "exact_timer_for", lambda *a, **k: contextlib.nullcontext(None))
     results = api.compile_file(str(src), out_dir=str(tmp_path / "out"))
-    assert [r.data.get("verdict") for r in results] == ["rewritten", "rewritten"], [d.format() for r in results for d in r.diagnostics]
+    assert [r.payload.verdict for r in results] == ["rewritten", "rewritten"], [d.format() for r in results for d in r.diagnostics]
     patched = (tmp_path / "out" / "physics.py").read_bytes()
     assert patched == (committed / "physics.py").read_bytes().replace(b"\n", b"\r\n")
 

@@ -332,7 +332,7 @@ def test_form(name: str, tmp_path: Path) -> None:
     case = CASES[name]
     text = program(case)
     data = patch(case)
-    assert revert_source(data["text"], "prog.py").data["text"] == text  # byte for byte
+    assert revert_source(data["text"], "prog.py").payload.text == text  # byte for byte
     forms = [b["form"] for b in data["batched"]]
     if case.form is None:
         assert forms == [], data["batched"]

@@ -69,7 +69,7 @@ def scale_case(tmp_path: Path) -> tuple[Any, Any, str]:
 
 def test_a_row_alias_held_by_the_caller_sees_the_surrogates_values(tmp_path: Path) -> None:
     orig, mod, text = scale_case(tmp_path)
-    assert revert_source(text, "prog.py").data["text"] == SCALE_PROG
+    assert revert_source(text, "prog.py").payload.text == SCALE_PROG
     for m, offset in ((orig, 0.0), (mod, 0.5)):
         rows = [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]
         r = rows[0]  # the caller's alias of a row

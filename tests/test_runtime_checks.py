@@ -275,7 +275,7 @@ def test_violations_refuse_the_region_rx308(case: tuple[str, str], name: str, in
     diag = result.diagnostics[0]
     assert (diag.line, diag.col) == (region.pragma.line, region.pragma.col)  # type: ignore[union-attr]
     assert diag.format().startswith(f"{path}:{diag.line}:{diag.col}: RX308 region {name!r}")
-    assert result.data["violation"] in message
+    assert result.payload.violation in message
 
 
 PASSING = [
@@ -295,7 +295,7 @@ def test_regions_that_behave_as_analysed_pass(case: tuple[str, str], name: str, 
     result, data = sample_region(text, path, function_region(text, name, inputs, outputs), n=30, seed=2,
                                  executor=EXECUTOR)
     assert result.ok and data is not None, result.diagnostics
-    assert data.X.shape[0] == 30 and "violation" not in result.data
+    assert data.X.shape[0] == 30 and result.payload.violation is None
 
 
 @pytest.mark.parametrize("qualname, outputs, words", [
@@ -353,7 +353,7 @@ def test_checks_run_in_the_subprocess_path(case: tuple[str, str]) -> None:
     path, text = case
     for name, inputs, words in [("halve", ("rows",), "`rows` was changed"), ("fmt", ("x",), "is a str")]:
         region = function_region(text, name, inputs)
-        harness = extract_region(text, path, region).data["harness"]
+        harness = extract_region(text, path, region).payload.harness
         rows, _ = sample_mod.draw_inputs(region.pragma.domains, 5, np.random.default_rng(0))  # type: ignore[union-attr]
         chunk = sample_mod._Chunk(harness, (str(Path(path).parent),), rows, 5.0, 1, region.inputs, region.outputs, 3)
         out = sample_mod._run_chunk_subprocess(chunk)
@@ -383,7 +383,7 @@ def test_checks_run_on_a_dask_cluster(case: tuple[str, str]) -> None:
 def test_standalone_harness_refuses_too(case: tuple[str, str], tmp_path: Path, name: str, inputs: tuple[str, ...],
                                         words: str) -> None:
     path, text = case
-    harness = write_harness(extract_region(text, path, function_region(text, name, inputs)).data["harness"],
+    harness = write_harness(extract_region(text, path, function_region(text, name, inputs)).payload.harness,
                             str(tmp_path / f"harness_{name}.py"))
     out = tmp_path / f"{name}.npz"
     proc = subprocess.run([sys.executable, harness, "--samples", "20", "--out", str(out)], capture_output=True,

@@ -166,7 +166,7 @@ def test_raising_samples_are_counted_and_dropped(tmp_path: Path) -> None:
     assert 140 < raised < 260  # about half the inputs are negative
     assert data.X.shape == (400 - raised, 1) and np.all(data.X >= 0)
     assert np.array_equal(data.Y[:, 0], np.sqrt(data.X[:, 0]))
-    assert result.data["dropped"] == data.meta.dropped and result.data["kept"] == 400 - raised
+    assert result.payload.dropped == data.meta.dropped and result.payload.kept == 400 - raised
 
 
 def test_nonfinite_outputs_are_dropped(tmp_path: Path) -> None:
@@ -227,7 +227,7 @@ def test_all_samples_failing_is_rx305(tmp_path: Path) -> None:
     result, data = sample_region(text, path, function_region(text, "neg", ("x",)), n=20, seed=0, executor=EXECUTOR)
     assert data is None and result.status == "failed"
     assert [d.code for d in result.diagnostics] == ["RX305"]
-    assert result.data["dropped"]["raised"] == 20
+    assert result.payload.dropped["raised"] == 20
 
 
 NEWTONISH = '''\
@@ -287,7 +287,7 @@ def test_harness_cli_and_sample_region_give_the_same_data(tmp_path: Path) -> Non
     path, text = write_case(tmp_path, NEWTONISH)
     region = function_region(text, "root", ("a", "b", "c"))
     _, data = sample_region(text, path, region, n=300, seed=4, executor=EXECUTOR)
-    harness = write_harness(extract_region(text, path, region).data["harness"], str(tmp_path / "h" / "harness.py"))
+    harness = write_harness(extract_region(text, path, region).payload.harness, str(tmp_path / "h" / "harness.py"))
     out = tmp_path / "h.npz"
     proc = subprocess.run([sys.executable, harness, "--samples", "300", "--seed", "4", "--out", str(out)],
                           capture_output=True, text=True, timeout=120)
@@ -388,7 +388,7 @@ def test_observe_records_the_inputs_a_real_run_sees() -> None:
     assert NEWTON.read_bytes() == before  # the user's file is never touched
     assert data is not None, [d.format() for d in result.diagnostics]
     assert data.meta.mode == "observe" and data.X.shape == (80, 3)
-    assert result.data["observed_calls"] == 300 and result.data["observed"] == 80
+    assert result.payload.observed_calls == 300 and result.payload.observed == 80
     # Every observed row is one of the equations the program really solved.
     sys.path.insert(0, str(NEWTON.parent))
     try:
@@ -407,7 +407,7 @@ def test_mixed_mode_adds_random_draws() -> None:
     result, data = sample_region(text, str(NEWTON), region, n=60, seed=1, executor=EXECUTOR, mix=0.25,
                                  observe=f"python {NEWTON} 200 3")
     assert data is not None, result
-    assert data.meta.mode == "mixed" and result.data["observed"] == 45 and result.data["random"] == 15
+    assert data.meta.mode == "mixed" and result.payload.observed == 45 and result.payload.random == 15
     assert data.X.shape == (60, 3)
 
 
@@ -445,7 +445,7 @@ def test_observe_a_region_in_an_imported_module(tmp_path: Path, monkeypatch: pyt
     region = function_region(text, "energy", ("x", "n"))
     result, data = sample_region(text, path, region, n=500, seed=0, executor=EXECUTOR, observe="python observe_app.py 40")
     assert data is not None, [d.format() for d in result.diagnostics]
-    assert result.data["observed_calls"] == 40  # capped by the real number of calls
+    assert result.payload.observed_calls == 40  # capped by the real number of calls
     # x = 0.1 k for k < 40 reaches 3.9; the declared domain x=uniform(0, 3) keeps the 31 calls with
     # x <= 3 (those beyond stay with the exact code after a rewrite, so they are not training data).
     inside = [0.1 * k for k in range(40) if 0.1 * k <= 3]
@@ -555,7 +555,7 @@ def test_inputs_are_recorded_before_the_region_mutates_them(tmp_path: Path) -> N
     region = function_region(text, "scale", ("v", "s"), outputs=("return", "v"))
     result, data = sample_region(text, path, region, n=40, seed=0, executor=EXECUTOR)
     assert data is not None, result
-    harness = write_harness(extract_region(text, path, region).data["harness"], str(tmp_path / "h.py"))
+    harness = write_harness(extract_region(text, path, region).payload.harness, str(tmp_path / "h.py"))
     proc = subprocess.run([sys.executable, harness, "--samples", "40", "--seed", "0", "--out", str(tmp_path / "h.npz")],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr

@@ -106,7 +106,7 @@ def test_harness_cli_draws_the_same_design_as_sample_region(tmp_path: Path) -> N
         '''), encoding="utf-8")
     text, region = region_in(path, "root")
     _, data = sample_region(text, str(path), region, n=200, seed=4, executor=EXECUTOR, design="sobol")
-    harness = write_harness(extract_region(text, str(path), region).data["harness"], str(tmp_path / "h" / "harness.py"))
+    harness = write_harness(extract_region(text, str(path), region).payload.harness, str(tmp_path / "h" / "harness.py"))
     out = tmp_path / "h.npz"
     proc = subprocess.run([sys.executable, harness, "--samples", "200", "--seed", "4", "--design", "sobol", "--out", str(out)],
                           capture_output=True, text=True, timeout=120)
@@ -201,7 +201,7 @@ def test_compile_samples_are_reused_until_the_region_or_its_dependencies_change(
         result, dataset = api.compile_samples(text, str(path), region, out, n=n, seed=0, design=design,
                                               executor=EXECUTOR, resample=resample)
         assert result.ok and dataset is not None, result
-        return dict(result.data), dataset
+        return result.to_json(), dataset
 
     first, data = take()
     assert first["samples_reused"] is False and "samples_resampled_because" not in first
@@ -254,8 +254,8 @@ def test_active_rounds_place_new_samples_where_the_surrogate_errs(tmp_path: Path
     assert fitted == [100, 200] and len(data.X) == 400
     assert data.meta.design == "sobol+active" and data.meta.requested == 400 and data.meta.exact_time_per_call > 0
     np.testing.assert_allclose(data.Y[:, 0], data.X.sum(axis=1) + 1.0)
-    assert [r["samples"] for r in result.data["rounds"]] == [100, 200, 400]
-    assert result.data["rounds"][0]["fit_within_tolerance"] < 0.9
+    assert [r["samples"] for r in result.payload.rounds] == [100, 200, 400]
+    assert result.payload.rounds[0]["fit_within_tolerance"] < 0.9
     # The design's first round covers the box; later rounds mostly go where the errors are (a
     # quarter of them still by the design alone).
     assert 0.15 < np.mean(data.X[:100, 0] > 0.75) < 0.35
@@ -303,7 +303,7 @@ def test_a_second_compile_says_it_reused_the_samples(tmp_path: Path, monkeypatch
 
     def no_training(dataset: Dataset, out_dir: str, **kwargs: object) -> StageResult:
         calls.append(len(dataset.X))
-        return StageResult("failed", dataset.meta.region_id, (), data={"rows": []})
+        return StageResult("failed", dataset.meta.region_id, ())
 
     monkeypatch.setattr(regionx.train, "train_dataset", no_training)
     path = tmp_path / "wave.py"
@@ -342,7 +342,7 @@ def test_compile_samples_in_active_rounds_are_kept_and_reused_as_such(tmp_path: 
         result, dataset = api.compile_samples(text, str(path), region, out, n=160, seed=0, design="sobol",
                                               executor=EXECUTOR, rounds=rounds, fit=fit)
         assert result.ok and dataset is not None and len(dataset.X) == 160
-        return {**result.data, "meta_design": dataset.meta.design}
+        return {**result.to_json(), "meta_design": dataset.meta.design}
 
     first = take(3)
     assert first["samples_reused"] is False and first["meta_design"] == "sobol+active" and sizes == [40, 80]

@@ -174,10 +174,10 @@ def test_fastest_first_stops_at_the_first_that_meets_the_target(tmp_path, monkey
     assert result.ok, [d.format() for d in result.diagnostics]
     # 4 (fastest, a constant: misses), then 8 meets the target: 16 and 32x32 are never trained
     assert calls == ["4 linear", "8 linear"]
-    assert result.data["chosen"]["label"] == "8 linear"
-    chosen = result.data["chosen"]
+    assert result.payload.chosen["label"] == "8 linear"
+    chosen = result.payload.chosen
     assert chosen["accuracy"] == 1.0 and chosen["n_test"] == 1000 and chosen["accuracy_lcb"] > 0.99
-    search = result.data["search"]
+    search = result.payload.search
     status = {c["label"]: c["status"] for c in search["candidates"]}
     assert status == {"4 linear": "missed target", "8 linear": "met target",
                       "16 linear": "not needed (8 linear, faster, met the target)",
@@ -222,7 +222,7 @@ def test_budget_spent_reports_the_best_and_what_more_would_buy(tmp_path, monkeyp
                            budget=8.0, surrogate_timer=_timer(TIMES), exact_timer=lambda: 8e-6, refine="none", epochs=20)
     assert result.status == "failed" and [d.code for d in result.diagnostics] == ["RX401"]
     assert calls == ["4 linear"]
-    search = result.data["search"]
+    search = result.payload.search
     assert search["stopped"] == "budget spent"
     assert [c["status"] for c in search["candidates"]] == ["missed target", "budget spent", "budget spent", "budget spent"]
     [note] = search["advice"]
@@ -271,10 +271,10 @@ def test_with_accept_a_later_candidate_that_can_still_win_is_trained(tmp_path, m
                            select_by="batch")
     assert result.ok, [d.format() for d in result.diagnostics]
     # 4 (a constant) meets 99% only because accept sends nearly every row to the exact code: ~8 us a row
-    rows = {r["label"]: r for r in result.data["rows"]}
+    rows = {r["label"]: r for r in result.payload.rows}
     assert rows["4 linear"]["meets_target"] and rows["4 linear"]["accept_rate"] < 0.05
-    assert calls == ["4 linear", "8 linear"] and result.data["chosen"]["label"] == "8 linear"
-    status = {c["label"]: c["status"] for c in result.data["search"]["candidates"]}
+    assert calls == ["4 linear", "8 linear"] and result.payload.chosen["label"] == "8 linear"
+    status = {c["label"]: c["status"] for c in result.payload.search["candidates"]}
     assert status["4 linear"] == status["8 linear"] == "met target"
     assert status["16 linear"].startswith("not needed (cannot beat 8 linear")
 

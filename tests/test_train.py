@@ -134,7 +134,7 @@ def test_linear_reaches_target_and_writes_artifacts(tmp_path):
     result = _run(tmp_path, "a", progress=lambda label, done, total: calls.append((label, done, total)))
     assert result.status == "ok", result.diagnostics
     assert result.region_id == "lin"
-    rows = result.data["rows"]
+    rows = result.payload.rows
     assert [r["label"] for r in rows] == ["8 relu", "32x32 relu"]
     assert all(r["meets_target"] and r["accuracy"] >= 0.99 for r in rows)
     for r in rows:
@@ -145,7 +145,7 @@ def test_linear_reaches_target_and_writes_artifacts(tmp_path):
     assert [r["time_per_call"] for r in rows] == pytest.approx([1.8e-7, 7.4e-7])
     assert [r["time_per_element"] for r in rows] == pytest.approx([0.09e-7, 0.37e-7])
     assert rows[0]["predict_one_path"] == "scalar" and rows[1]["predict_one_path"] == "numpy"
-    assert result.data["chosen"]["label"] == "8 relu" and rows[0]["chosen"] and not rows[1]["chosen"]
+    assert result.payload.chosen["label"] == "8 relu" and rows[0]["chosen"] and not rows[1]["chosen"]
     # progress: per-epoch calls for each topology, ending with done == total
     assert ("8 relu", 40, 40) in calls and ("32x32 relu", 40, 40) in calls
     assert any(c[0] == "8 relu" and c[1] == 1 for c in calls)
@@ -202,8 +202,8 @@ def test_linear_reaches_target_and_writes_artifacts(tmp_path):
 def test_same_seed_same_choice(tmp_path):
     first = _run(tmp_path, "s1", epochs=15)
     second = _run(tmp_path, "s2", epochs=15)
-    assert first.data["chosen"]["label"] == second.data["chosen"]["label"]
-    for a, b in zip(first.data["rows"], second.data["rows"]):
+    assert first.payload.chosen["label"] == second.payload.chosen["label"]
+    for a, b in zip(first.payload.rows, second.payload.rows):
         for key in ("label", "steps", "epochs", "loss", "accuracy", "mean_error", "max_error"):
             assert a[key] == b[key], key
     w1 = np.load(tmp_path / "s1" / "weights.npz")
@@ -251,11 +251,11 @@ def test_too_strict_tolerance_fails_with_rx401_and_reports_best(tmp_path):
     assert result.status == "failed"
     assert [d.code for d in result.diagnostics] == ["RX401"]
     diag = result.diagnostics[0]
-    best = result.data["best"]
+    best = result.payload.best
     assert best is not None and best["label"] in diag.message
     assert "within tolerance 1e-09 (rel: |pred - exact| <= " in diag.message
-    assert result.data["chosen"] is None and not any(r["chosen"] for r in result.data["rows"])
-    assert max(r["accuracy"] for r in result.data["rows"]) == best["accuracy"]
+    assert result.payload.chosen is None and not any(r["chosen"] for r in result.payload.rows)
+    assert max(r["accuracy"] for r in result.payload.rows) == best["accuracy"]
     out = tmp_path / "strict"
     assert sorted(p.name for p in out.iterdir()) == ["report.json", "report.md"]  # no manifest: nothing usable
     report = json.loads((out / "report.json").read_text())
@@ -270,9 +270,9 @@ def test_executor_path_and_abs_metric(tmp_path):
                       executor=pool, progress=lambda label, done, total: seen.append(label), surrogate_timer=None)
     assert result.status == "ok", result.diagnostics
     # the real clock (one topology: nothing is decided by it): measured, positive times
-    row = result.data["rows"][0]
+    row = result.payload.rows[0]
     assert row["time_per_call"] > 0 and row["time_per_element"] > 0
-    assert result.data["metric"] == "abs" and result.data["rows"][0]["label"] == "6 relu"
+    assert result.payload.metric == "abs" and result.payload.rows[0]["label"] == "6 relu"
     assert seen == ["6 relu"]
     assert json.loads((tmp_path / "ex" / "manifest.json").read_text())["metric"] == "abs"
 
@@ -361,7 +361,7 @@ def test_exact_timer_retimes_the_exact_code_beside_each_topology(tmp_path):
     result = _run(tmp_path, "timed", epochs=10, exact_timer=timer)
     assert result.status == "ok", result.diagnostics
     assert len(calls) == 4
-    rows = result.data["rows"]
+    rows = result.payload.rows
     assert [r["exact_time_per_call"] for r in rows] == pytest.approx([2e-6, 20e-6])
     assert rows[1]["speedup_call"] == pytest.approx(20e-6 / rows[1]["time_per_call"])
     report = json.loads((tmp_path / "timed" / "report.json").read_text())
@@ -372,5 +372,5 @@ def test_exact_timer_retimes_the_exact_code_beside_each_topology(tmp_path):
     assert "re-timed beside each topology" in (tmp_path / "timed" / "report.md").read_text()
     # Without one, the dataset's own time (from sampling) is used, and the report says so.
     plain = _run(tmp_path, "plain", epochs=3)
-    assert all(r["exact_time_per_call"] == 5e-6 for r in plain.data["rows"])
+    assert all(r["exact_time_per_call"] == 5e-6 for r in plain.payload.rows)
     assert json.loads((tmp_path / "plain" / "report.json").read_text())["exact_timing"] == "sampling"

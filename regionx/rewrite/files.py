@@ -5,13 +5,14 @@ from __future__ import annotations
 import difflib
 import json
 import os
+from dataclasses import replace
 
 from regionx.diagnostics import Diagnostic, make
 from regionx.fsutil import atomic_copy, atomic_write_text
 from regionx.rewrite.common import safe_name
 from regionx.rewrite.markers import marker_id, revert_source, rewritten_regions
 from regionx.rewrite.patch import rewrite_source
-from regionx.types import Manifest, StageResult
+from regionx.types import Manifest, RewriteResult, StageResult
 
 
 # --------------------------------------------------------------------------------------------
@@ -66,17 +67,17 @@ def _diff(before: str, after: str, path: str, out_path: str | None) -> str:
         fromfile=path, tofile=out_path or path))
 
 
-def _emit(text: str, res: StageResult, path: str, out: str | None, in_place: bool, diff: bool, region_id: str,
-          companions: dict[str, str]) -> StageResult:
+def _emit(text: str, res: StageResult[RewriteResult], path: str, out: str | None, in_place: bool, diff: bool, region_id: str,
+          companions: dict[str, str]) -> StageResult[RewriteResult]:
     """Write a rewrite's or revert's new text (atomically) where `out`/`in_place` say, the
     `companions` (artifact key -> file: the generated module, its weights) copied beside it; add
     the diff on request. The artifacts reported are what was written."""
-    new_text: str = res.data["text"]
+    data = res.payload
+    new_text = data.text
     out_path = _output_path(path, out, in_place)
-    data = dict(res.data)
     artifacts: dict[str, str] = {}
     if diff:
-        data["diff"] = _diff(text, new_text, path, out_path)
+        data = replace(data, diff=_diff(text, new_text, path, out_path))
     if out_path is not None:
         out_dir = os.path.dirname(os.path.abspath(out_path))
         try:
@@ -87,12 +88,12 @@ def _emit(text: str, res: StageResult, path: str, out: str | None, in_place: boo
         except OSError as exc:
             return StageResult(status="failed", region_id=region_id, diagnostics=(make("RX007", out_path, detail=str(exc)),))
         artifacts["patched"] = out_path  # the key the CLI reports as "wrote <path>"
-    return StageResult(status="ok", region_id=region_id, artifacts=artifacts, data=data)
+    return StageResult(status="ok", region_id=region_id, artifacts=artifacts, value=data)
 
 
 def rewrite_file(path: str, region_selector: str | None, artifact_dir: str, *, out: str | None = None,
                  in_place: bool = False, diff: bool = False, force: bool = False,
-                 hoist: bool = True) -> StageResult:
+                 hoist: bool = True) -> StageResult[RewriteResult]:
     """Rewrite one region of the file at `path` with the surrogate in `artifact_dir`.
 
     Reads `artifact_dir/manifest.json` (or `artifact_dir/<region>/manifest.json`), analyzes the
@@ -156,7 +157,7 @@ def rewrite_file(path: str, region_selector: str | None, artifact_dir: str, *, o
 
 
 def revert_file(path: str, *, region: str | None = None, out: str | None = None, in_place: bool = False,
-                diff: bool = False) -> StageResult:
+                diff: bool = False) -> StageResult[RewriteResult]:
     """Undo regionx rewrites in the file at `path` (all, or one region id); write like `rewrite_file`."""
     text, err = _read_source(path)
     if err is not None or text is None:

@@ -13,7 +13,7 @@ import libcst as cst
 
 from regionx.diagnostics import make
 from regionx.rewrite.common import EXACT_PREFIX, lines_above
-from regionx.types import StageResult
+from regionx.types import RewriteResult, StageResult
 
 
 # `# regionx-rewritten: <id> [loader|batch] begin|end`
@@ -197,7 +197,7 @@ class _Reverter(cst.CSTTransformer):
         return updated_node.with_changes(body=body, footer=foot)
 
 
-def revert_source(text: str, path: str, *, only: str | None = None) -> StageResult:
+def revert_source(text: str, path: str, *, only: str | None = None) -> StageResult[RewriteResult]:
     """Undo regionx rewrites in `text` (all of them, or those of region id `only`).
 
     data['text'] is the original text, exactly; data['reverted'] the number of marked spans undone.
@@ -223,4 +223,4 @@ def revert_source(text: str, path: str, *, only: str | None = None) -> StageResu
                            diagnostics=(make("RX505", path, region=only or "*", detail=str(exc)),))
     if reverter.count == 0:
         return StageResult(status="failed", region_id=only or "", diagnostics=(make("RX504", path),))
-    return StageResult(status="ok", region_id=only or "", data={"text": back.code, "reverted": reverter.count})
+    return StageResult(status="ok", region_id=only or "", value=RewriteResult(text=back.code, reverted=reverter.count))

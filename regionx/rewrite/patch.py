@@ -18,7 +18,7 @@ from regionx.rewrite.sites import IMPURE_CODES
 from regionx.rewrite.markers import attach_header, marker_id, marker_line, revert_source, rewritten_regions, split_pragma
 from regionx.rewrite.profit import Profitability, fmt_time, profitability
 from regionx.rewrite.splice import Rewriter, loader_position
-from regionx.types import Manifest, Region, StageResult, VarSpec
+from regionx.types import Manifest, Region, RewriteResult, StageResult, VarSpec
 
 
 # --------------------------------------------------------------------------------------------
@@ -238,7 +238,7 @@ def unsupported_shape(region: Region, outputs: Sequence[str]) -> str | None:
 
 
 def rewrite_source(text: str, path: str, region: Region, manifest: Manifest, *, module_name: str,
-                   force: bool = False, hoist: bool = True) -> StageResult:
+                   force: bool = False, hoist: bool = True) -> StageResult[RewriteResult]:
     """Patch `text` so that `region` calls the surrogate module `module_name` (guarded, exact fallback).
 
     data: 'text' (patched source), 'hoisted' (lines of loops and statements turned into batched
@@ -249,7 +249,7 @@ def rewrite_source(text: str, path: str, region: Region, manifest: Manifest, *, 
     """
     rid = region.id
 
-    def fail(code: str, line: int = region.start_line, col: int = region.col or 1, **fields: Any) -> StageResult:
+    def fail(code: str, line: int = region.start_line, col: int = region.col or 1, **fields: Any) -> StageResult[RewriteResult]:
         return StageResult(status="failed", region_id=rid, diagnostics=(make(code, path, line, col, **fields),))
 
     if marker_id(rid) in rewritten_regions(text) or marker_id(manifest.region_id) in rewritten_regions(text):
@@ -283,7 +283,7 @@ def rewrite_source(text: str, path: str, region: Region, manifest: Manifest, *, 
             return StageResult(
                 status="failed", region_id=rid,
                 diagnostics=(make("RX502", path, target.line, target.col, detail=prof.describe(bool(sites), skipped)),),
-                data={"profitability": prof.to_json(), "hoist_skipped": skipped},
+                value=RewriteResult(profitability=prof.to_json(), hoist_skipped=tuple(skipped)),
             )
         loader = _loader(module, parents, names, rel, manifest, region, target, plan)
         replacements, skip = _replacements(rid, target, plan, names, manifest, parents, per_call=prof.scalar or force)
@@ -301,21 +301,21 @@ def rewrite_source(text: str, path: str, region: Region, manifest: Manifest, *, 
     except SyntaxError as exc:
         return fail("RX505", region=rid, detail=f"internal error: patched code does not compile ({exc.msg})")
     back = revert_source(new_text, path, only=rid)
-    if not back.ok or back.data.get("text") != text:
+    if not back.ok or back.payload.text != text:
         return fail("RX505", region=rid, detail="internal error: the patch would not revert exactly")
 
     return StageResult(
         status="ok", region_id=rid,
-        data={
-            "text": new_text,
-            "hoisted": [s.line for s in sites],
-            "batched": [{"line": s.line, "form": s.form, "predicted_speedup": round(s.predicted_speedup(
+        value=RewriteResult(
+            text=new_text,
+            hoisted=tuple(s.line for s in sites),
+            batched=tuple({"line": s.line, "form": s.form, "predicted_speedup": round(s.predicted_speedup(
                 prof.exact_time_per_call, prof.time_per_element), 3), "saved_per_row": s.saved_per_row(
-                prof.exact_time_per_call, prof.time_per_element)} for s in sites],
-            "hoist_skipped": skipped,
-            "path_taken": "batch" if sites else "scalar",
-            "profitability": prof.to_json(),
-            "kind": target.kind,
-            "module": rel,
-        },
+                prof.exact_time_per_call, prof.time_per_element)} for s in sites),
+            hoist_skipped=tuple(skipped),
+            path_taken="batch" if sites else "scalar",
+            profitability=prof.to_json(),
+            kind=target.kind,
+            module=rel,
+        ),
     )

@@ -66,7 +66,7 @@ def exact_harness(text: str, path: str, region: Region) -> Iterator[types.Module
     if not extracted.ok:
         raise ExactLoadError("cannot extract the exact code: "
                              + ("; ".join(d.message for d in extracted.diagnostics) or "extraction failed"))
-    source: str = extracted.data["harness"]
+    source = extracted.payload.harness
     name = f"regionx_exact_{hashlib.sha256((path + region.id + source).encode()).hexdigest()[:16]}"
     try:
         module = exec_module(source, name, f"<regionx harness of {region.id}>", (os.path.dirname(os.path.abspath(path)),))

@@ -14,6 +14,7 @@ from regionx.train.budget import ADAM_FIXED_SECONDS, ADAM_STEP_SECONDS, MEASURE_
 from regionx.train.data import SPLIT, TEST_POINTS
 from regionx.train.fit import LR_FLOOR
 from regionx.train.metrics import best_row
+from regionx.types import TrainResult
 
 if TYPE_CHECKING:
     from regionx.train.budget import Candidate, Ledger
@@ -408,8 +409,9 @@ def _write_reports(out_dir: str, report: dict[str, Any]) -> dict[str, str]:
     return {"report_json": report_json, "report_md": report_md}
 
 
-def _data(report: dict[str, Any]) -> dict[str, Any]:
-    """StageResult.data: the report's parts the CLI and --json show."""
-    return {"rows": report["rows"], "chosen": report["chosen"], "best": report["best"], "tolerance": report["tolerance"],
-            "metric": report["metric"], "criterion": report["criterion"], "target": report["target"],
-            "select_by": report["select_by"], "search": {k: v for k, v in report["search"].items() if k != "log"}}
+def _data(report: dict[str, Any]) -> TrainResult:
+    """The stage's payload: the report's parts the CLI and --json show."""
+    return TrainResult(rows=tuple(report["rows"]), chosen=report["chosen"], best=report["best"],
+                       tolerance=report["tolerance"], metric=report["metric"], criterion=report["criterion"],
+                       target=report["target"], select_by=report["select_by"],
+                       search={k: v for k, v in report["search"].items() if k != "log"})

@@ -13,6 +13,7 @@ import os
 import shutil
 import tempfile
 import time
+from dataclasses import replace
 from typing import Any, Callable
 
 import numpy as np
@@ -35,7 +36,7 @@ from regionx.train.measure import _compile_to, _measure, _time_candidates, _Trai
 from regionx.train.metrics import TIE_BAND, _program_time, best_row, denormalise, form_of, meets, select_topology
 from regionx.train.report import _data, _fmt_time, _report, _write_json, _write_reports
 from regionx.train.topologies import DEFAULT_TOPOLOGIES, HIDDEN_ACTIVATIONS, Topology, _n_weights, topology_label
-from regionx.types import Dataset, Manifest, StageResult, TopologyResult
+from regionx.types import Dataset, Manifest, StageResult, TopologyResult, TrainResult
 
 SEARCHES = ("fastest-first", "all")
 
@@ -51,7 +52,7 @@ def train_dataset(dataset: Dataset, out_dir: str, *, topologies: list[Topology] 
                   surrogate_timer: SurrogateTimer | None = None,
                   grow: Callable[[int], tuple[np.ndarray, np.ndarray] | None] | None = None,
                   events: EventFn | None = None, loop_extra_seconds: float = 0.0, keep_unprofitable: bool = False,
-                  guard: str = "auto") -> StageResult:
+                  guard: str = "auto") -> StageResult[TrainResult]:
     """Search the topologies for the fastest compiled surrogate that meets the accuracy target.
 
     The criterion (regionx.criterion) is `rtol`/`atol` when either is given, else `tolerance` +
@@ -95,7 +96,7 @@ def train_dataset(dataset: Dataset, out_dir: str, *, topologies: list[Topology] 
     'model', 'weights'}; "failed" with RX401 (no topology met `target`; reports still written),
     RX502 (no candidate can be faster than the exact code), RX307 (unusable dataset), RX402
     (TensorFlow unavailable), RX403 (bad topology list) or RX006 (bad option).
-    data = {'rows': [...], 'chosen': row or None, 'best': row or None, 'search': {...}, 'criterion': {...}, ...}.
+    value = TrainResult(rows, chosen row or None, best row or None, search summary, criterion, ...; manifest when ok).
     """
     from regionx import __version__
 
@@ -146,13 +147,13 @@ def _src(meta: Any) -> str:
     return meta.source_path or "<dataset>"
 
 
-def _failed(meta: Any, diag: Diagnostic) -> StageResult:
+def _failed(meta: Any, diag: Diagnostic) -> StageResult[TrainResult]:
     return StageResult("failed", meta.region_id, (diag,))
 
 
 def _bad_option(meta: Any, shorthand: bool, metric: str, tolerance: float, target: float, target_transform: str,
                 epochs: int, batch_size: int | None, refine: str, refine_seconds: float, select_by: str, search: str,
-                guard: str, budget: float | None) -> StageResult | None:
+                guard: str, budget: float | None) -> StageResult[TrainResult] | None:
     """RX006 for the first option out of range (user errors become diagnostics), None when all are fine."""
     problem = None
     if shorthand and metric not in ("rel", "abs"):
@@ -179,7 +180,7 @@ def _bad_option(meta: Any, shorthand: bool, metric: str, tolerance: float, targe
     return None if problem is None else _failed(meta, make("RX006", _src(meta), detail=problem))
 
 
-def _bad_topologies(meta: Any, topologies: list[Topology]) -> StageResult | None:
+def _bad_topologies(meta: Any, topologies: list[Topology]) -> StageResult[TrainResult] | None:
     """RX403 for an empty topology list or the first malformed topology, else None."""
     if not topologies:
         return _failed(meta, make("RX403", _src(meta), spec="", detail="no topologies given"))
@@ -190,7 +191,7 @@ def _bad_topologies(meta: Any, topologies: list[Topology]) -> StageResult | None
     return None
 
 
-def _bad_data(meta: Any, X: np.ndarray, Y: np.ndarray) -> StageResult | None:
+def _bad_data(meta: Any, X: np.ndarray, Y: np.ndarray) -> StageResult[TrainResult] | None:
     """RX307 when the dataset cannot be trained on (shapes, too few rows, values not finite), else None."""
     d_in = sum(v.size for v in meta.inputs)
     d_out = sum(v.size for v in meta.outputs)
@@ -205,11 +206,11 @@ def _bad_data(meta: Any, X: np.ndarray, Y: np.ndarray) -> StageResult | None:
     return None
 
 
-def _invalid(dataset_path: str, region_id: str, detail: str) -> StageResult:
+def _invalid(dataset_path: str, region_id: str, detail: str) -> StageResult[TrainResult]:
     return StageResult(status="failed", region_id=region_id, diagnostics=(make("RX307", dataset_path, detail=detail),))
 
 
-def _keras_missing(executor: concurrent.futures.Executor | None, meta: Any) -> StageResult | None:
+def _keras_missing(executor: concurrent.futures.Executor | None, meta: Any) -> StageResult[TrainResult] | None:
     """RX402 when TensorFlow/Keras cannot be imported here (or, with an executor, are not installed)."""
     if executor is None:
         try:
@@ -229,7 +230,7 @@ def _keras_missing(executor: concurrent.futures.Executor | None, meta: Any) -> S
 
 def _search(ctx: _Context, settings: _Settings, candidates: list[Candidate], ledger: Ledger, search: str,
             keep_unprofitable: bool, executor: concurrent.futures.Executor | None, progress: ProgressFn | None,
-            grow: Callable[[int], tuple[np.ndarray, np.ndarray] | None] | None, work: str, out_dir: str) -> StageResult:
+            grow: Callable[[int], tuple[np.ndarray, np.ndarray] | None] | None, work: str, out_dir: str) -> StageResult[TrainResult]:
     """Time and order the candidates (fastest-first: RX502 at once when none can win), train them
     (`work`: scratch space), select and write the reports and artifacts into `out_dir`."""
     meta = ctx.meta
@@ -262,7 +263,7 @@ def _search(ctx: _Context, settings: _Settings, candidates: list[Candidate], led
 
 
 def _refused(ctx: _Context, settings: _Settings, candidates: list[Candidate], form: str, exact_time: float, extra: float,
-             ledger: Ledger, out_dir: str) -> StageResult:
+             ledger: Ledger, out_dir: str) -> StageResult[TrainResult]:
     """RX502 before any training: no candidate can beat the exact code even at perfect accuracy."""
     meta = ctx.meta
     by_cost = sorted(candidates, key=lambda c: (c.cost(form), c.n_weights, c.index))
@@ -279,9 +280,8 @@ def _refused(ctx: _Context, settings: _Settings, candidates: list[Candidate], fo
     diag = make("RX502", meta.source_path or "<dataset>", meta.line or 1, meta.col or 1, detail=detail)
     report = _report(ctx, settings, candidates, [], None, form, exact_time, ledger, "fastest-first", "refused", advice=[])
     artifacts = _write_reports(out_dir, report)
-    data = _data(report)
-    data["verdict"] = "refused before training"
-    return StageResult("failed", meta.region_id, (diag,), artifacts=artifacts, data=data)
+    data = replace(_data(report), verdict="refused before training")
+    return StageResult("failed", meta.region_id, (diag,), artifacts=artifacts, value=data)
 
 
 def _run_task(task: dict[str, Any], executor: concurrent.futures.Executor | None, progress: ProgressFn | None,
@@ -573,7 +573,7 @@ def _advice(ctx: _Context, candidates: list[Candidate], trained: list[_Trained],
 
 
 def _finish(ctx: _Context, settings: _Settings, candidates: list[Candidate], trained: list[_Trained], form: str,
-            exact_time: float, ledger: Ledger, search: str, out_dir: str) -> StageResult:
+            exact_time: float, ledger: Ledger, search: str, out_dir: str) -> StageResult[TrainResult]:
     """Select among the trained candidates, write the reports and (on success) the artifacts."""
     meta = ctx.meta
     rows = [t.row for t in trained]
@@ -606,7 +606,7 @@ def _finish(ctx: _Context, settings: _Settings, candidates: list[Candidate], tra
         diag: Diagnostic = make("RX401", src, meta.line or 1, meta.col or 1, target=ctx.target, tolerance=ctx.criterion.tolerance,
                                 metric=f"{ctx.criterion.metric}: {ctx.criterion.describe()}",
                                 best=best_text)  # at the region (1:1 for older datasets)
-        return StageResult("failed", meta.region_id, (diag,), artifacts=artifacts, data=data)
+        return StageResult("failed", meta.region_id, (diag,), artifacts=artifacts, value=data)
 
     # ---- write the chosen surrogate's artifacts ----
     res = chosen.result
@@ -628,4 +628,4 @@ def _finish(ctx: _Context, settings: _Settings, candidates: list[Candidate], tra
     manifest_path = os.path.join(out_dir, "manifest.json")
     _write_json(manifest_path, manifest.to_json())  # last: its presence means the artifacts are complete
     artifacts.update(manifest=manifest_path, module=module_path, model=model_path, weights=os.path.join(out_dir, "weights.npz"))
-    return StageResult("ok", meta.region_id, (), artifacts=artifacts, data=data)
+    return StageResult("ok", meta.region_id, (), artifacts=artifacts, value=replace(data, manifest=manifest))
