@@ -112,7 +112,7 @@ def train_one(dataset: Dataset, hidden: tuple[int, ...], activation: str, out_di
                            target=1e-9, select_by="batch", batch_size=batch_size, target_transform=target_transform)
     if not result.ok:
         raise SystemExit(f"training {hidden} failed: {[d.message for d in result.diagnostics]}")
-    row = dict(result.data["rows"][0])
+    row = dict(result.payload.rows[0])
     row["artifact_dir"] = out_dir
     with open(os.path.join(out_dir, "report.json"), encoding="utf-8") as handle:
         row["training"] = json.load(handle)["training"]
@@ -151,10 +151,10 @@ def patch(path: str, name: str, artifact_dir: str, out_file: str, *, hoist: bool
         result = rewrite_source(text, path, region, manifest, module_name=rel, hoist=hoist, force=True)
         if not result.ok:
             raise SystemExit(f"forced rewrite failed: {[d.message for d in result.diagnostics]}")
-    atomic_write_text(out_file, result.data["text"])
+    atomic_write_text(out_file, result.payload.text)
     return {"file": out_file, "refused_unprofitable": bool(refused), "rx502": refused[0] if refused else None,
-            "path_taken": result.data["path_taken"], "hoisted": result.data["hoisted"],
-            "hoist_skipped": result.data["hoist_skipped"], "profitability": result.data["profitability"]}
+            "path_taken": result.payload.path_taken, "hoisted": result.payload.hoisted,
+            "hoist_skipped": result.payload.hoist_skipped, "profitability": result.payload.profitability}
 
 
 _counter = 0

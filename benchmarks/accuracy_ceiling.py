@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         res = train_dataset(ds, art, topologies=[(tuple(cfg["hidden"]), "tanh")], epochs=cfg["epochs"], seed=0,
                             target=1e-9, select_by="batch", target_transform=tt)
-        row = dict(res.data["rows"][0])
+        row = dict(res.payload.rows[0])
         mod = C.import_file(os.path.join(art, C.load_manifest(art).module))
         err = C.rel_errors(mod.predict(Xte)[:, 0], Yte)
         bad = err > 0.01

@@ -113,8 +113,8 @@ def patched_program(case: Case, manifest: Manifest, art: str, out_file: str) -> 
     res = rewrite_source(text, case.path, region, manifest, module_name=rel, force=case.force)
     if not res.ok:
         raise SystemExit(f"rewrite of {case.region} failed: {[d.message for d in res.diagnostics]}")
-    C.write_text(out_file, res.data["text"])
-    return res.data
+    C.write_text(out_file, res.payload.text)
+    return res.to_json()
 
 
 def loop_runner(name: str, module: Any, n: int) -> Callable[[], tuple[float, Any]]:

@@ -113,7 +113,7 @@ def throughput(cfg: dict[str, Any]) -> dict[str, Any]:
     from regionx.sampling.workers import _harness
 
     text, region = C.load_region(PROJECTILE, REGION)
-    harness = extract_region(text, PROJECTILE, region).data["harness"]
+    harness = extract_region(text, PROJECTILE, region).payload.harness
     sys_path = (os.path.dirname(PROJECTILE),)
     assert region.pragma is not None
     rows, _ = draw_inputs(region.pragma.domains, cfg["throughput_rows"], np.random.default_rng(0))
@@ -272,7 +272,7 @@ def designs(cfg: dict[str, Any], work: str) -> dict[str, Any]:
                 seconds[design].append(time.perf_counter() - start)
                 if data is None:
                     raise SystemExit(f"sampling {design} N={n} seed={seed} failed: "
-                                     f"{[d.message for d in result.diagnostics]} {result.data}")
+                                     f"{[d.message for d in result.diagnostics]} {result.to_json()}")
                 predict = keras_fitter(hidden, activation, cfg["epochs"], seed, os.path.join(work, design))(data)
                 accuracy[design][n].append(_score(predict, test.X, test.Y, metric, tolerance))
             print(f"{design:>8} N={n:5d}: {accuracy[design][n]}", flush=True)

@@ -199,12 +199,13 @@ def compile_showcase(out: str, cfg: dict[str, Any]) -> dict[str, Any]:
         elapsed = time.perf_counter() - start
         [result] = results
         if not result.ok:
-            raise SystemExit(f"compile failed: {[d.message for d in result.diagnostics]} {result.data.get('verdict')}")
-        chosen = result.data.get("chosen") or {}
-        runs.append({"seconds": elapsed, "samples_reused": result.data.get("samples_reused"),
-                     "samples": result.data.get("samples"), "design": result.data.get("design"),
+            raise SystemExit(f"compile failed: {[d.message for d in result.diagnostics]} {result.to_json().get('verdict')}")
+        doc = result.to_json()
+        chosen = doc.get("chosen") or {}
+        runs.append({"seconds": elapsed, "samples_reused": doc.get("samples_reused"),
+                     "samples": doc.get("samples"), "design": doc.get("design"),
                      "topology": chosen.get("label"), "validation_accuracy": chosen.get("accuracy"),
-                     "verdict": result.data.get("verdict"), "patched": result.artifacts.get("patched")})
+                     "verdict": doc.get("verdict"), "patched": result.artifacts.get("patched")})
         print(f"compile (resample={resample}): {elapsed:.1f} s, {runs[-1]}", flush=True)
     return {"runs": runs, "patched": runs[0]["patched"], "cpus": os.cpu_count()}
 
