@@ -14,7 +14,6 @@ import numpy as np
 from regionx import compile as rxcompile
 from regionx import guard as rxguard
 from regionx.criterion import lower_bound
-import regionx.train.metrics as rxmetrics
 from regionx.train.budget import Ledger
 from regionx.train.data import _Context
 from regionx.train.measure import _compile_to, _measure, _Trained
@@ -154,8 +153,8 @@ def _guarded(ctx: _Context, entry: _Trained, sub: str, ledger: Ledger) -> _Train
         accepted, _vec = accept_mask(meta.accept, X_te, pred_te, meta.inputs, meta.outputs)
 
     def cost(hidden: tuple[int, ...], answered: float) -> float:
-        macs = rxcompile.network_macs([(np.zeros((a, b)), np.zeros(b), "tanh") for a, b in
-                                       zip((Xt.shape[1], *hidden), (*hidden, 1))])
+        sizes = (Xt.shape[1], *hidden, 1)
+        macs = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))  # as compile.network_macs counts them
         g = GUARD_CALL_FIXED + GUARD_CALL_PER_MAC * macs if per_call else GUARD_ROW_FIXED + GUARD_ROW_PER_MAC * macs
         return base + g + (1.0 - answered) * exact
 
@@ -170,9 +169,7 @@ def _guarded(ctx: _Context, entry: _Trained, sub: str, ledger: Ledger) -> _Train
     guarded = rxcompile.load_module(_compile_to(ctx, layers, sub, fit))
     used = accepted & guarded.guard(X_te)
     t_guard_call = rxcompile.time_per_call(guarded.guard_one, rxcompile.call_args(X_te[:CALL_ROWS], meta.inputs), repeats=5)
-    n_rows = min(len(X_te), BATCH_ROWS)
-    # the timer looked up on its module (regionx.train.metrics), where tests replace it
-    t_guard_row = min(rxmetrics._time_once(lambda: guarded.guard(X_te[:n_rows])) for _ in range(5)) / max(n_rows, 1)
+    t_guard_row = rxcompile.time_per_element(guarded.guard, X_te, rows=BATCH_ROWS, repeats=5)
     check_call = float(entry.extra.get("accept_time_per_call") or 0.0)
     check_row = float(entry.extra.get("accept_time_per_element") or 0.0)
     fallback = 1.0 - float(np.mean(used))
