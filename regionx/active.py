@@ -179,22 +179,42 @@ def sample_active(text: str, path: str, region: Region, *, n: int, seed: int, de
     return replace(result, value=value), Dataset(X=dataset.X, Y=dataset.Y, meta=meta)
 
 
-def keras_fitter(hidden: tuple[int, ...], activation: str, epochs: int, seed: int, work_dir: str) -> Fitter:
+class KerasFitter:
     """A `fit` for `sample_active`: regionx.train with one topology (artifacts in `work_dir`,
-    overwritten each round), whose generated numpy module predicts. A network with no sample at
-    all within tolerance is no model (train keeps none): its predictor gives NaN, an equal and
+    overwritten each round), whose generated numpy module predicts. With a `budget` (nominal
+    seconds per round, regionx.train.budget's cost model) each round's training is a
+    fastest-first search of that one topology within it; `spent` sums the nominal seconds all
+    rounds used, so that compile can charge them to the region's budget. A network with no sample
+    at all within tolerance is no model (train keeps none): its predictor gives NaN, an equal and
     maximal error everywhere, so that round's candidates are chosen as the design alone would."""
 
-    def fit(dataset: Dataset) -> Predictor:
+    def __init__(self, hidden: tuple[int, ...], activation: str, epochs: int, seed: int, work_dir: str,
+                 budget: float | None = None) -> None:
+        self.topology = (tuple(hidden), activation)
+        self.epochs = epochs
+        self.seed = seed
+        self.work_dir = work_dir
+        self.budget = budget
+        self.spent = 0.0  # nominal seconds of training over all rounds so far
+
+    def __call__(self, dataset: Dataset) -> Predictor:
         from regionx.compile import load_module
         from regionx.train import train_dataset
 
-        result = train_dataset(dataset, work_dir, topologies=[(tuple(hidden), activation)], epochs=epochs, seed=seed,
-                               target=1e-9, select_by="batch")
+        # No exact timer and keep_unprofitable: a fit for placing samples is never refused as slow.
+        result = train_dataset(dataset, self.work_dir, topologies=[self.topology], epochs=self.epochs, seed=self.seed,
+                               target=1e-9, select_by="batch", guard="off", keep_unprofitable=True,
+                               search="all" if self.budget is None else "fastest-first", budget=self.budget)
+        search = result.payload.search if result.value is not None else {}
+        self.spent += float(search.get("spent_nominal_s") or 0.0)
         if not result.ok or "module" not in result.artifacts:
             width = dataset.Y.shape[1]
             return lambda X: np.full((len(X), width), np.nan)
         module = load_module(result.artifacts["module"])
         return lambda X: np.asarray(module.predict(np.asarray(X, dtype=np.float64)), dtype=np.float64)
 
-    return fit
+
+def keras_fitter(hidden: tuple[int, ...], activation: str, epochs: int, seed: int, work_dir: str,
+                 budget: float | None = None) -> KerasFitter:
+    """A `KerasFitter` (kept as the name the benchmarks and tests call)."""
+    return KerasFitter(hidden, activation, epochs, seed, work_dir, budget)

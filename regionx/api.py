@@ -386,6 +386,9 @@ GROW_SEED_STEP = 7919
 # for the accuracy's lower confidence bound to tell 99.5% from 99%, and 8,200 train the networks.
 COMPILE_SAMPLES = 12000
 COMPILE_EPOCHS = 150
+# With --rounds, the share of a region's --budget its active rounds' fits may spend (the search
+# gets the rest): placing samples is worth some search time, not most of it.
+ACTIVE_SHARE = 0.25
 COMPILE_TOPOLOGIES = "8;16;8,5;16,16;32,32"  # a short grid: users run compile with no flags first
 
 
@@ -479,12 +482,15 @@ def _compile_region(run: _CompileRun, region: Region) -> tuple[StageResult[Compi
     region_dir = os.path.join(run.out_dir, region.display_name)
     pragma = region.pragma
     region_seed = pragma.seed if pragma and pragma.seed is not None else run.seed
-    sampled, dataset = _compile_sample_step(run, region, region_dir, region_seed)
+    budget = run.budget if run.budget is not None else default_budget()
+    sampled, dataset, rounds_spent = _compile_sample_step(run, region, region_dir, region_seed, budget)
     if dataset is None or not sampled.ok:
         return _as_compile(sampled, region.id, replace(summary, sample=sampled.value, verdict="sampling failed")), None
     summary = replace(summary, sample=sampled.value, samples=int(dataset.X.shape[0]),
                       exact_time_per_call=dataset.meta.exact_time_per_call)
-    trained_result, summary = _compile_train_step(run, region, dataset, region_dir, region_seed, summary)
+    # The active rounds' fits are charged to the region's budget; the search gets what is left.
+    search_budget = budget - min(rounds_spent, ACTIVE_SHARE * budget)
+    trained_result, summary = _compile_train_step(run, region, dataset, region_dir, region_seed, summary, search_budget)
     data = replace(summary, train=trained_result.value)
     if not trained_result.ok:
         verdict = ("refused before training" if any(d.code == "RX502" for d in trained_result.diagnostics)
@@ -515,10 +521,12 @@ def _refusal(path: str, region: Region, summary: CompileResult) -> StageResult[C
     return None
 
 
-def _compile_sample_step(run: _CompileRun, region: Region, region_dir: str,
-                         region_seed: int) -> tuple[StageResult[SampleResult], Dataset | None]:
-    """compile's samples of `region` (`compile_samples`); with active rounds, fitted by the grid's
-    largest topology (its residuals show where the region is hard)."""
+def _compile_sample_step(run: _CompileRun, region: Region, region_dir: str, region_seed: int,
+                         budget: float) -> tuple[StageResult[SampleResult], Dataset | None, float]:
+    """compile's samples of `region` (`compile_samples`): (the result, the data, the nominal
+    seconds the active rounds' fits spent). With active rounds each fit is the grid's largest
+    topology (its residuals show where the region is hard) within an equal part of ACTIVE_SHARE
+    of the region's `budget`."""
     pragma = region.pragma
     n = run.samples or (pragma.samples if pragma and pragma.samples else COMPILE_SAMPLES)
     progress = run.progress
@@ -529,14 +537,15 @@ def _compile_sample_step(run: _CompileRun, region: Region, region_dir: str,
 
         hidden, activation = max(run.grid, key=lambda t: sum(t[0]))
         fit = keras_fitter(tuple(hidden), activation, run.epochs or COMPILE_EPOCHS, region_seed,
-                           os.path.join(region_dir, "rounds"))
-    return compile_samples(run.original, run.path, region, region_dir, n=n, seed=region_seed,
-                           design=run.design or default_design(), executor=run.executor, resample=run.resample,
-                           progress=step, rounds=run.rounds, fit=fit)
+                           os.path.join(region_dir, "rounds"), budget=budget * ACTIVE_SHARE / (run.rounds - 1))
+    sampled, dataset = compile_samples(run.original, run.path, region, region_dir, n=n, seed=region_seed,
+                                       design=run.design or default_design(), executor=run.executor,
+                                       resample=run.resample, progress=step, rounds=run.rounds, fit=fit)
+    return sampled, dataset, (fit.spent if fit is not None else 0.0)
 
 
-def _compile_train_step(run: _CompileRun, region: Region, dataset: Dataset, region_dir: str,
-                        region_seed: int, summary: CompileResult) -> tuple[StageResult[TrainResult], CompileResult]:
+def _compile_train_step(run: _CompileRun, region: Region, dataset: Dataset, region_dir: str, region_seed: int,
+                        summary: CompileResult, budget: float) -> tuple[StageResult[TrainResult], CompileResult]:
     """compile's topology search for `region` (regionx.train.train_dataset): (its result, `summary`
     with how the topology is selected: ``select_by``, ``hoistable_loops``, ``loop_extra_seconds``)."""
     from regionx.train import hoisted_loop_cost, train_dataset
@@ -556,7 +565,7 @@ def _compile_train_step(run: _CompileRun, region: Region, dataset: Dataset, regi
             epochs=run.epochs or COMPILE_EPOCHS, seed=region_seed, select_by=select_by,
             progress=train_step if run.events is None else None,  # the events show the epochs then
             exact_timer=timer, refine=run.refine, search="fastest-first",
-            budget=run.budget if run.budget is not None else default_budget(), loop_extra_seconds=loop_extra,
+            budget=budget, loop_extra_seconds=loop_extra,
             keep_unprofitable=run.force, guard=run.guard,
             grow=_grower(run.original, run.path, region, region_seed, run.design or default_design(), run.executor),
             events=run.events)

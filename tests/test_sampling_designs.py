@@ -367,3 +367,22 @@ def test_the_projectile_fixture_runs_and_its_region_is_replaceable() -> None:
     # Almost no drag: the vacuum range v^2 sin(2 theta) / g; more drag, a shorter flight.
     assert flight_range(50.0, 45.0, 1e-9) == pytest.approx(50.0 ** 2 / 9.81, rel=1e-4)  # type: ignore[operator]
     assert flight_range(50.0, 45.0, 0.02) < flight_range(50.0, 45.0, 0.001) < 50.0 ** 2 / 9.81  # type: ignore[operator]
+
+
+def test_compile_charges_its_active_rounds_to_the_region_budget(tmp_path: Path) -> None:
+    """--rounds fits are budgeted (each a part of api.ACTIVE_SHARE of the region's budget) and what
+    they spent is taken from the search's budget, which report.json shows."""
+    path = tmp_path / "wave.py"
+    path.write_text(KEPT, encoding="utf-8")
+    budget = 24.0
+    results = api.compile_file(str(path), ["wave"], out_dir=str(tmp_path / "out"), samples=600, epochs=4, seed=0,
+                               topologies="8", executor=EXECUTOR, rounds=3, budget=budget, design="sobol")
+    (result,) = results
+    sample = result.payload.sample
+    assert sample is not None and sample.design == "sobol+active" and sample.rounds is not None
+    assert [r["samples"] for r in sample.rounds] == [150, 300, 600]
+    assert result.payload.train is not None
+    search_budget = result.payload.train.search["budget_s"]
+    # two fits ran and cost something; together at most the active share (plus one first dose's
+    # rounding: a fit is never given less than its whole share)
+    assert budget * (1 - api.ACTIVE_SHARE) <= search_budget < budget
