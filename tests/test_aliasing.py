@@ -547,3 +547,41 @@ def test_two_separate_new_objects_do_not_alias() -> None:
         """, "f:for@5")
     assert region.replaceable, region.reasons
     assert region.outputs == ("a",)
+
+
+# A module-level iterator is state: next(), a for loop or a consuming call advances it for every
+# later reader (regionx.analysis.purity.iterator_globals). (id, source, region, refused?)
+ITERATORS = [
+    ("next on a global iter()", "NOISE = iter([0.1, 0.2] * 10)\ndef f(x):\n    return x + next(NOISE)\n", "f", True),
+    ("next on itertools.count, result unused", "import itertools\nCOUNTER = itertools.count()\n"
+     "def f(x):\n    k = next(COUNTER)\n    return x + 0 * k\n", "f", True),
+    ("from-imported cycle", "from itertools import cycle\nW = cycle([1.0, 2.0])\ndef f(x):\n    return x * next(W)\n",
+     "f", True),
+    ("for loop over a global generator expression", "G = (v * 2.0 for v in range(100))\n"
+     "def f(x):\n    for v in G:\n        return x + v\n    return x\n", "f", True),
+    ("sum of islice of a global map()", "import itertools\nM = map(float, range(100))\n"
+     "def f(x):\n    return x + sum(itertools.islice(M, 2))\n", "f", True),
+    ("a module generator function's generator, through an alias",
+     "def ticks():\n    while True:\n        yield 1.0\nT = ticks()\nU = T\ndef f(x):\n    return x + next(U)\n", "f", True),
+    ("a comprehension over a global zip()", "Z = zip([1.0, 2.0], [3.0, 4.0])\n"
+     "def f(x):\n    return x + sum(a * b for a, b in Z)\n", "f", True),
+    ("a caller of a function advancing a global iterator", "W = iter([1.0] * 10)\n"
+     "def step(x):\n    return x + next(W)\ndef f(x):\n    return step(x) * 2.0\n", "f", True),
+    # controls
+    ("sum of a global list", "TABLE = [1.0, 2.0]\ndef f(x):\n    return x + sum(TABLE)\n", "f", False),
+    ("next on a fresh local iterator", "def f(x):\n    it = iter((x, 2.0))\n    return next(it) + next(it)\n", "f", False),
+    ("a local shadowing a global iterator", "N = iter([1.0])\ndef f(x):\n    N = iter([x])\n    return next(N)\n",
+     "f", False),
+    ("a global list built from map() (not an iterator)", "L = list(map(float, range(3)))\n"
+     "def f(x):\n    return x + sum(L)\n", "f", False),
+]
+
+
+@pytest.mark.parametrize("case_id, source, selector, refused", ITERATORS, ids=[c[0] for c in ITERATORS])
+def test_reading_a_global_iterator_is_a_write(case_id: str, source: str, selector: str, refused: bool) -> None:
+    region = region_of(source, selector)
+    if not refused:
+        assert region.replaceable, region.reasons
+        return
+    assert not region.replaceable
+    assert {r.code for r in region.reasons} & {"RX203", "RX209"}, [(r.code, r.message) for r in region.reasons]

@@ -90,6 +90,7 @@ MUTATING_FUNCTIONS: dict[str, tuple[int, ...]] = {
     "heapq.heapreplace": (0,), "heapq.heappushpop": (0,), "bisect.insort": (0,),
     "bisect.insort_left": (0,), "bisect.insort_right": (0,), "operator.setitem": (0,),
     "operator.delitem": (0,), "operator.iadd": (0,), "operator.isub": (0,), "operator.imul": (0,),
+    "next": (0,),  # advances an iterator: a global iterator (itertools.count(), a generator) is state
 }
 
 

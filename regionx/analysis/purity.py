@@ -10,14 +10,14 @@ its body with a networkx call graph; cycles are fine when every member is pure),
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Literal
+from typing import Iterable, Literal, Mapping
 
 import libcst as cst
 import networkx as nx
 
 from regionx.analysis.alias import mutating_positions
 from regionx.analysis.cfg import Scope
-from regionx.analysis.names import MUTATING_METHODS, CallSite
+from regionx.analysis.names import MUTATING_METHODS, CallSite, dotted_parts
 from regionx.analysis.resolve import resolve
 
 Verdict = Literal["pure", "io", "random", "mutation", "local", "impure"]
@@ -281,3 +281,59 @@ def impure_closure(graph: nx.DiGraph, locally_impure: set[int]) -> set[int]:
         impure.add(node)
         impure |= nx.descendants(reverse, node)
     return impure
+
+
+# Callables whose result is an iterator: reading one advances it, so a module-level one is state.
+ITERATOR_BUILTINS = frozenset({"iter", "map", "filter", "zip", "enumerate", "reversed"})
+
+
+def iterator_globals(module: Scope, positions: Mapping[cst.CSTNode, tuple[int, int, int]]) -> dict[str, int]:
+    """Module-level names that may hold an iterator (name -> line of the assignment): bound to
+    iter()/map()/zip()/..., anything from itertools, a generator expression, a call of one of the
+    module's generator functions, or another such name. A function that reads one may advance it
+    (`next(G)`, `for v in G`, `sum(G)`): that changes state every later call sees (RX203)."""
+    if not isinstance(module.cst_node, cst.Module):
+        return {}
+    generators = {s.name for s in module.children if s.kind == "function" and s.has_yield}
+    found: dict[str, int] = {}
+
+    def makes_iterator(value: cst.BaseExpression) -> bool:
+        if isinstance(value, cst.GeneratorExp):
+            return True
+        if isinstance(value, cst.Name) and value.value in found:
+            return True
+        if not isinstance(value, cst.Call):
+            return False
+        parts = dotted_parts(value.func)
+        if not parts:
+            return False
+        head = module.imports.get(parts[0])
+        full = ".".join(((head,) if head else parts[:1]) + parts[1:])
+        if head is None and len(parts) == 1:
+            return parts[0] in generators or (parts[0] in ITERATOR_BUILTINS and parts[0] not in module.bind_kinds)
+        return full.startswith("itertools.")
+
+    changed = True
+    while changed:  # G = H after H = iter(...): until no new name is found
+        changed = False
+        for statement in module.cst_node.body:
+            if not isinstance(statement, cst.SimpleStatementLine):
+                continue
+            for small in statement.body:
+                value, targets = _assigned(small)
+                if value is None or not makes_iterator(value):
+                    continue
+                for name in targets:
+                    if name not in found:
+                        found[name] = positions.get(statement, (0, 1, 0))[0]
+                        changed = True
+    return found
+
+
+def _assigned(small: cst.BaseSmallStatement) -> tuple[cst.BaseExpression | None, list[str]]:
+    """(value, plain names bound) of an assignment statement; (None, []) for anything else."""
+    if isinstance(small, cst.Assign):
+        return small.value, [t.target.value for t in small.targets if isinstance(t.target, cst.Name)]
+    if isinstance(small, cst.AnnAssign) and small.value is not None and isinstance(small.target, cst.Name):
+        return small.value, [small.target.value]
+    return None, []

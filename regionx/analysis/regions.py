@@ -23,7 +23,8 @@ from regionx.analysis.alias import Aliases, FullName, Hit, defaulted
 from regionx.analysis.cfg import Loop, Scope, build_module
 from regionx.analysis.dataflow import Dataflow, solve
 from regionx.analysis.purity import (
-    PURE_METHODS, Classified, call_graph, callable_arguments, classify, dunder_names, impure_closure, module_methods,
+    PURE_METHODS, Classified, call_graph, callable_arguments, classify, dunder_names, impure_closure, iterator_globals,
+    module_methods,
 )
 from regionx.analysis.resolve import resolve
 from regionx.analysis.source import Parsed
@@ -92,6 +93,7 @@ class ModuleAnalysis:
         by_id = {id(s): s for s in functions}
         self._by_id = by_id
         self.aliases = Aliases({k: v.flow for k, v in self.info.items()}, FullName(PURE_METHODS, self.methods))
+        self.iterators = iterator_globals(self.scopes[0], parsed.positions)  # module-level iterators -> line
         self.local_reasons: dict[int, list[Reason]] = {}  # id(function) -> why it is impure on its own
         for scope in functions:
             own = self._behaviour(scope, 2, len(scope.nodes) - 1, follow_calls=False)
@@ -145,6 +147,9 @@ class ModuleAnalysis:
                 out.append(reason("RX203", line, detail=f"{which} {name}"))
             for name in sorted(facts.mods & declared):
                 out.append(reason("RX203", line, detail=f"mutates global {name!r} in place"))
+            for name in sorted({n for n in facts.uses if n in self.iterators and resolve(scope, n)[0] == "global"}):
+                out.append(reason("RX203", line, detail=(f"reads the global iterator {name!r} (line {self.iterators[name]}): "
+                                                         "using it advances it")))
             if follow_calls:
                 for dunder in self._dunders_used(scope, node.id, node.id):
                     if id(dunder) in self.impure:
