@@ -216,7 +216,9 @@ def test_rewrite_out_writes_a_patched_program_that_uses_the_surrogate(trained: t
     proc = rx("rewrite", "prog.py", "--region", "lin", "--artifact", "art_lin", "-o", "patched", cwd=work)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == f"wrote {os.path.join('patched', 'prog.py')}\n"
-    assert sorted(p.name for p in (work / "patched").iterdir()) == ["prog.py", "surrogate_lin.py", "weights.npz"]
+    assert sorted(p.name for p in (work / "patched").iterdir()) == [".regionx", "prog.py"]
+    assert sorted(p.name for p in (work / "patched" / ".regionx" / "lin").iterdir()) == [
+        "manifest.json", "surrogate_lin.py", "weights.npz"]
     text = (work / "patched" / "prog.py").read_text()
     assert "# regionx-rewritten: lin begin" in text and "# regionx-rewritten: wave" not in text
     assert (work / "prog.py").read_text() == APP
@@ -327,3 +329,13 @@ def test_compile_two_regions_rewrites_both(work: Path, tmp_path: Path) -> None:
     reverted = rx("rewrite", "--revert", str(copy), "--in-place", cwd=tmp_path)
     assert reverted.returncode == 0, reverted.stderr
     assert copy.read_text() == APP
+    # rewriting the two regions one at a time into one directory keeps each one's files apart
+    # (one weights.npz for both would give the first region's module the second one's weights)
+    one = rx("rewrite", "prog.py", "--region", "lin", "--artifact", "cout/lin", "-o", "apart", cwd=work)
+    assert one.returncode == 0, one.stderr
+    two = rx("rewrite", "apart/prog.py", "--region", "wave", "--artifact", "cout/wave", "--in-place", cwd=work)
+    assert two.returncode == 0, two.stderr
+    for name in ("lin", "wave"):
+        np.testing.assert_array_equal(np.load(work / "apart" / ".regionx" / name / "weights.npz")["W0"],
+                                      np.load(out / name / "weights.npz")["W0"])
+    assert_surrogate_answers(run_app(work / "prog.py", 60), run_app(work / "apart" / "prog.py", 60), [0, 1])

@@ -863,7 +863,8 @@ def test_rewrite_file_out_dir_runs_from_any_cwd(project: tuple[Path, Path, Manif
     assert res.ok, [d.format() for d in res.diagnostics]
     assert src.read_bytes() == before  # the user's file is untouched without --in-place
     patched = tmp_path / "OUT" / "prog.py"
-    assert {os.path.basename(p) for p in res.artifacts.values()} == {"prog.py", m.module, "weights.npz"}
+    assert {os.path.relpath(p, tmp_path / "OUT") for p in res.artifacts.values()} == {
+        "prog.py", *(os.path.join(".regionx", "newton", f) for f in ("manifest.json", m.module, "weights.npz"))}
     diff = res.payload.diff or ""
     assert diff.startswith("--- ") and "+def _regionx_exact_newton(a, b, c):" in diff
     elsewhere = tmp_path / "elsewhere"
@@ -879,7 +880,8 @@ def test_rewrite_file_in_place_and_revert_file(project: tuple[Path, Path, Manife
     before = src.read_text()
     res = rewrite_file(str(src), None, str(art), out=None, in_place=True, diff=False, force=False)
     assert res.ok and src.read_text() == res.payload.text != before
-    assert (src.parent / m.module).is_file() and (src.parent / "weights.npz").is_file()
+    beside = src.parent / ".regionx" / "newton"
+    assert (beside / m.module).is_file() and (beside / "weights.npz").is_file()
     assert not [p for p in os.listdir(src.parent) if p.startswith(".regionx-")]  # no temp files left
     again = rewrite_file(str(src), None, str(art), out=None, in_place=True, diff=False, force=False)
     assert [d.code for d in again.diagnostics] == ["RX501"]

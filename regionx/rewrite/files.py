@@ -51,6 +51,11 @@ def _find_manifest(artifact_dir: str, selector: str | None) -> str | None:
     return found[0] if len(found) == 1 else None
 
 
+# Where `rewrite -o/--in-place` puts a surrogate's files, beside the written file: compile's
+# default artifact directory name (api.default_out_dir), one subdirectory per region.
+COMPANION_DIR = ".regionx"
+
+
 def _output_path(path: str, out: str | None, in_place: bool) -> str | None:
     if in_place:
         return path
@@ -68,10 +73,11 @@ def _diff(before: str, after: str, path: str, out_path: str | None) -> str:
 
 
 def _emit(text: str, res: StageResult[RewriteResult], path: str, out: str | None, in_place: bool, diff: bool, region_id: str,
-          companions: dict[str, str]) -> StageResult[RewriteResult]:
+          companions: dict[str, tuple[str, str]]) -> StageResult[RewriteResult]:
     """Write a rewrite's or revert's new text (atomically) where `out`/`in_place` say, the
-    `companions` (artifact key -> file: the generated module, its weights) copied beside it; add
-    the diff on request. The artifacts reported are what was written."""
+    `companions` (artifact key -> (file, its path relative to the written file's directory): the
+    generated module, its weights ...) copied there; add the diff on request. The artifacts
+    reported are what was written."""
     data = res.payload
     new_text = data.text
     out_path = _output_path(path, out, in_place)
@@ -81,8 +87,8 @@ def _emit(text: str, res: StageResult[RewriteResult], path: str, out: str | None
     if out_path is not None:
         out_dir = os.path.dirname(os.path.abspath(out_path))
         try:
-            for key, source in companions.items():
-                artifacts[key] = os.path.join(out_dir, os.path.basename(source))
+            for key, (source, relative) in companions.items():
+                artifacts[key] = os.path.join(out_dir, relative)
                 atomic_copy(source, artifacts[key])
             atomic_write_text(out_path, new_text)
         except OSError as exc:
@@ -98,7 +104,8 @@ def rewrite_file(path: str, region_selector: str | None, artifact_dir: str, *, o
 
     Reads `artifact_dir/manifest.json` (or `artifact_dir/<region>/manifest.json`), analyzes the
     file, patches it, and writes the result to `out` (a directory, or a .py path) or over `path`
-    with `in_place`, copying the surrogate module and weights.npz beside it; writes are atomic.
+    with `in_place`, copying the surrogate's manifest, module, weights.npz and learned guard into
+    COMPANION_DIR/<region>/ beside it; writes are atomic.
     With neither, nothing is written (data['text'] holds the patch). `diff` adds data['diff'].
     """
     text, err = _read_source(path)
@@ -147,12 +154,18 @@ def rewrite_file(path: str, region_selector: str | None, artifact_dir: str, *, o
             "RX503", path, region.start_line, region.col or 1,
             detail=f"region {region.id!r} changed since its surrogate was trained ({'; '.join(changes)}); retrain it"),))
 
-    module_name = os.path.splitext(manifest.module)[0]
+    # The surrogate's files go to COMPANION_DIR/<region>/ beside the written file, as compile lays
+    # them out: every region has its own weights.npz (one directory for two would let the second
+    # overwrite the first's weights under its module).
+    where = os.path.join(COMPANION_DIR, region.display_name)
+    module_name = os.path.join(where, os.path.splitext(manifest.module)[0])
     res = rewrite_source(text, path, region, manifest, module_name=module_name, force=force, hoist=hoist)
     if not res.ok:
         return res
-    weights = os.path.join(art_dir, "weights.npz")
-    companions = {"module": module_file, **({"weights": weights} if os.path.isfile(weights) else {})}
+    guard_module = "guard_" + manifest.module[len("surrogate_"):]
+    files = {"manifest": "manifest.json", "module": manifest.module, "weights": "weights.npz", "guard": guard_module}
+    companions = {key: (os.path.join(art_dir, name), os.path.join(where, name)) for key, name in files.items()
+                  if os.path.isfile(os.path.join(art_dir, name))}
     return _emit(text, res, path, out, in_place, diff, region.id, companions)
 
 
