@@ -374,3 +374,26 @@ def test_exact_timer_retimes_the_exact_code_beside_each_topology(tmp_path):
     plain = _run(tmp_path, "plain", epochs=3)
     assert all(r["exact_time_per_call"] == 5e-6 for r in plain.payload.rows)
     assert json.loads((tmp_path / "plain" / "report.json").read_text())["exact_timing"] == "sampling"
+
+
+def test_the_trained_box_reaches_the_declared_bounds_the_samples_come_close_to() -> None:
+    """regionx.train.data.trained_box: a side within BOX_REACH of the declared (continuous) bound
+    is the bound; a side far from it (observed data), an unbounded or a discrete domain keeps the
+    samples' range."""
+    from dataclasses import replace
+
+    from regionx.train.data import trained_box
+
+    base = linear_dataset(20)
+    X = np.array([[1.004, 1.3, 0.5, 3.0, 0.0], [1.999, 1.7, 2.5, 7.0, 0.5], [1.5, 1.5, 1.0, 5.0, 0.25]])
+    meta = replace(base.meta, inputs=tuple(VarSpec(n) for n in "abcdw"),
+                   domain={"a": "uniform(1, 2)", "b": "uniform(1, 2)", "c": "normal(1, 1)", "d": "integers(0, 10)",
+                           "w": "loguniform(0.001, 0.5)"})
+    lower, upper = trained_box(replace(base, meta=meta), X)
+    np.testing.assert_array_equal(lower, [1.0, 1.3, 0.5, 3.0, 0.0])
+    np.testing.assert_array_equal(upper, [2.0, 1.7, 2.5, 7.0, 0.5])
+    # no declared domain for an input (a dataset from elsewhere): the samples' range
+    bare = replace(base, meta=replace(meta, domain={"a": "uniform(1, 2)"}))
+    lower, upper = trained_box(bare, X)
+    np.testing.assert_array_equal(lower, X.min(axis=0))
+    np.testing.assert_array_equal(upper, X.max(axis=0))
