@@ -43,7 +43,7 @@ GUARD_TOPOLOGIES: tuple[tuple[int, ...], ...] = ((8,), (16,))
 SCORE_CLIP = (-2.0, 2.0)  # log10 error ratio: 1% of the tolerance .. 100x it; beyond, the ranking is all that matters
 CONFIDENCE = 0.95  # with this confidence the calibrated program meets its target
 FIT_ROWS = 20_000  # residuals the score network is fitted on (the training split's first rows)
-FIT_SECONDS = 3.0  # Levenberg-Marquardt deadline per guard topology
+FIT_SECONDS = 3.0  # nominal seconds of Levenberg-Marquardt per guard topology (regionx.refine.iteration_budget)
 GRID = 200  # thresholds tested, from quantiles of the validation split's scores
 GUARD_MODES = ("auto", "off")
 
@@ -94,8 +94,11 @@ def fit_score(X: np.ndarray, ratio: np.ndarray, hidden: tuple[int, ...], seed: i
     T = log_ratio(np.asarray(ratio, dtype=np.float64)).reshape(-1, 1)
     spec = rxrefine.NetSpec((X.shape[1], *hidden, 1), tuple(["tanh"] * len(hidden) + ["linear"]))
     theta0 = rxrefine.init_params(spec, np.random.default_rng(seed))
-    theta, _info = rxrefine.levenberg_marquardt(theta0, spec, Xn, T, deadline=time.perf_counter() + seconds,
-                                                max_iter=200)
+    # an iteration count from the cost model, not a clock, so a fixed seed gives the same guard on a
+    # busy machine; the deadline only stops a runaway (as regionx.refine.refine does)
+    iterations = min(200, rxrefine.iteration_budget("lm", spec.n_params, T.size, seconds))
+    theta, _info = rxrefine.levenberg_marquardt(
+        theta0, spec, Xn, T, deadline=time.perf_counter() + rxrefine.DEADLINE_FACTOR * seconds, max_iter=iterations)
     return rxrefine.unpack(theta, spec), x_mean, x_scale
 
 

@@ -14,7 +14,7 @@ import numpy as np
 from regionx import compile as rxcompile
 from regionx import guard as rxguard
 from regionx.criterion import lower_bound
-from regionx.train.budget import Ledger
+from regionx.train.budget import MEASURE_SECONDS, Ledger
 from regionx.train.data import _Context
 from regionx.train.measure import _compile_to, _measure, _Trained
 from regionx.train.metrics import (BATCH_ROWS, CALL_ROWS, TIE_BAND, _program_time, accept_mask, denormalise, meets,
@@ -26,6 +26,10 @@ GUARD_ROW_FIXED, GUARD_ROW_PER_MAC = 0.05e-6, 2e-9
 ROBUST_SECONDS = 15.0  # nominal seconds of Cauchy-loss refinement before a guard is learned
 MIN_GUARD_GAIN = 1.25  # a guard is learned only if a perfect one would make the program this much faster
 GUARD_DOSE = 30.0  # nominal seconds one guard attempt takes (robust refinement + fitting + measuring)
+# What fitting, calibrating and timing one guard is charged, in nominal seconds (a constant, not
+# the clock, so that the budget left, and what the search does with it, repeats under a seed):
+# each score topology's fit (regionx.guard.FIT_SECONDS) plus compiling and timing the guarded module.
+GUARD_NOMINAL = rxguard.FIT_SECONDS * len(rxguard.GUARD_TOPOLOGIES) + MEASURE_SECONDS
 
 
 def perfect_guard_time(ctx: _Context, entry: _Trained) -> float:
@@ -163,7 +167,7 @@ def _guarded(ctx: _Context, entry: _Trained, sub: str, ledger: Ledger) -> _Train
                               X_sel=X_va, ratio_sel=ratio(module.predict(X_va), Y_va), X_cal=X_te,
                               fine_cal=good_te | ~accepted, target=ctx.target, seed=ctx.seed, cost=cost)
     if isinstance(fit, rxguard.GuardMiss):
-        ledger.charge("guard", time.perf_counter() - t0, time.perf_counter() - t0, label, guard=None, problem=fit.reason)
+        ledger.charge("guard", GUARD_NOMINAL, time.perf_counter() - t0, label, guard=None, problem=fit.reason)
         entry.extra = {**entry.extra, "guard_problem": fit.reason}
         return entry
     guarded = rxcompile.load_module(_compile_to(ctx, layers, sub, fit))
@@ -183,7 +187,7 @@ def _guarded(ctx: _Context, entry: _Trained, sub: str, ledger: Ledger) -> _Train
         effective_accuracy_lcb=lcb, meets_target=lcb >= ctx.target, guard=info,
         effective_time_per_call=entry.row.time_per_call + check_call + t_guard_call + fallback * exact,
         effective_time_per_element=entry.row.time_per_element + check_row + t_guard_row + fallback * exact)
-    ledger.charge("guard", time.perf_counter() - t0, time.perf_counter() - t0, label, guard=fit.hidden,
+    ledger.charge("guard", GUARD_NOMINAL, time.perf_counter() - t0, label, guard=fit.hidden,
                   guard_rate=info.guard_rate, effective_accuracy=row.effective_accuracy, accuracy_lcb=lcb)
     return _Trained(entry.candidate, entry.result, row, {**entry.extra, "guard_fit": fit, "guard": rxguard.describe(fit)},
                     doses=entry.doses, layers_changed=entry.layers_changed)
