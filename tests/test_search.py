@@ -237,8 +237,8 @@ def test_grow_adds_training_rows_when_the_network_generalises_worse_than_it_fits
     calls: list[str] = []
     monkeypatch.setattr(T.fit, "_train_topology", fake_trainer(set(), calls))
     monkeypatch.setattr(T.fit, "_import_keras", lambda: (None, None))
-    gaps = iter([0.05, 0.0])
-    monkeypatch.setattr(T.search, "_overfit_gap", lambda ctx, entry: next(gaps, 0.0))
+    shares = iter([(1.0, 0.95), (1.0, 1.0)])  # (training, validation) share within tolerance
+    monkeypatch.setattr(T.search, "_fit_shares", lambda ctx, entry: next(shares, (1.0, 1.0)))
     asked: list[int] = []
 
     def grow(n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -254,6 +254,28 @@ def test_grow_adds_training_rows_when_the_network_generalises_worse_than_it_fits
     assert report["dataset"]["n_grown"] == 2400 and report["dataset"]["n_test"] == 1000
     assert [e["stage"] for e in report["search"]["log"] if e["stage"] != "timing"] == ["train", "measure", "grow", "measure"]
     assert result.status == "failed"
+
+
+def test_no_more_samples_for_a_network_that_does_not_fit_its_training_rows(tmp_path, monkeypatch) -> None:
+    """More data closes a train/validation gap at best: a network fitting only half its training
+    rows (gap 5%) cannot reach the target that way, so nothing is sampled and the advice does not
+    suggest more samples."""
+    calls: list[str] = []
+    monkeypatch.setattr(T.fit, "_train_topology", fake_trainer(set(), calls))
+    monkeypatch.setattr(T.fit, "_import_keras", lambda: (None, None))
+    monkeypatch.setattr(T.search, "_fit_shares", lambda ctx, entry: (0.50, 0.45))
+    asked: list[int] = []
+
+    def grow(n: int) -> tuple[np.ndarray, np.ndarray]:
+        asked.append(n)
+        more = linear_dataset(n)
+        return more.X, more.Y
+
+    result = train_dataset(linear_dataset(), str(tmp_path / "out"), topologies=[((4,), "linear")], search="fastest-first",
+                           budget=100.0, surrogate_timer=_timer(TIMES), exact_timer=lambda: 5e-6, refine="lbfgs",
+                           epochs=5, grow=grow)
+    assert result.status == "failed" and asked == []
+    assert not any("more samples" in note for note in result.payload.search["advice"])
 
 
 def test_with_accept_a_later_candidate_that_can_still_win_is_trained(tmp_path, monkeypatch) -> None:

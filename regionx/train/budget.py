@@ -53,7 +53,8 @@ EXTEND_FACTOR = 2.0
 MAX_ROUNDS = 3
 IMPROVING = 0.002
 # More data: when a candidate misses its target, fits its training split better than its
-# validation split by GROW_GAP or more (it would generalise better from more samples) and the
+# validation split by GROW_GAP or more (it would generalise better from more samples), fits its
+# training split well enough to meet the target (more samples add no capacity) and the
 # caller can sample (`grow`), the training split is doubled (up to GROW_MAX_ROWS rows) and the
 # network refined on it. The test split never changes.
 GROW_GAP = 0.01
