@@ -335,9 +335,9 @@ def notes(report: dict[str, Any]) -> list[str]:
             "as fast as the surrogate here. regionx gets there from the unchanged scipy code and a pragma."]
     if len(comp["runs"]) > 1 and comp["runs"][1]["samples_reused"]:
         out.append(f"- The second compile reused the {comp['runs'][1]['samples']} saved samples instead of "
-                   "sampling again. Its wall time is the topology search's (budgeted in the nominal seconds of "
-                   "a cost model, so the choice repeats; the learned guard's fitting still stops on the wall "
-                   "clock, which can change what it keeps on a loaded machine).")
+                   "sampling again. Its wall time is the topology search's, budgeted in the nominal seconds of "
+                   "a cost model (so the choice repeats under the seed; the clock only stops a search at 1.5x "
+                   "the budget).")
     return out
 
 
