@@ -152,6 +152,25 @@ def test_batch_refuses_before_any_store(why: str, call: Any) -> None:
     assert out == [0.25, 0.25, 0.25]
 
 
+@pytest.mark.parametrize("rows", [1, 3, 4, 7, 100])
+def test_input_matrix_converts_long_lists_in_row_blocks_like_at_once(rows: int) -> None:
+    """Lists longer than `rows` are converted `rows` rows of every column at a time (for the cache):
+    the same matrix as one conversion, ints and bools as floats, and a string, None or an object in
+    any block refuses the batch (None)."""
+    rng = np.random.default_rng(rows)
+    a, b = rng.uniform(size=10).tolist(), rng.uniform(size=10).tolist()
+    a[4], b[9] = 3, True
+    span = (0, 10, 0, 0)
+    want = np.array([a, b], dtype=np.float64).T
+    got = runtime.input_matrix((a, b), ("r", "r"), (0, 1), span, rows=rows)
+    assert got is not None and got.dtype == np.float64
+    np.testing.assert_array_equal(got, want)
+    for bad in ("0.5", None, object()):
+        c = list(b)
+        c[8] = bad
+        assert runtime.input_matrix((a, c), ("r", "r"), (0, 1), span, rows=rows) is None
+
+
 def test_grid_store_and_columns_of_2d_rows() -> None:
     X, Y = [0.1, 0.2], [0.3, 0.4, 0.5]
     grid = [[0.0] * 3, [0.0] * 3]
