@@ -6,6 +6,7 @@ rewrite's profitability check."""
 from __future__ import annotations
 
 import math
+import random
 import time
 from typing import Any, Sequence
 
@@ -102,11 +103,17 @@ def time_per_row(module: Any, X: np.ndarray, *, rows: int = 4096, repeats: int =
     def exact(*args: Any) -> Any:
         return 0.0 if n_out == 1 else (0.0,) * n_out
 
+    draw = random.Random(0).random
+
     def fresh() -> tuple[list[list[float]], Any]:
-        """New lists, as a program has them: floats created row by row (a column's elements lie
-        apart in memory), not yet read by anything, and new output lists."""
-        table = batch.tolist()
-        columns = [[row[k] for row in table] for k in range(batch.shape[1])]
+        """New lists, as a program has them: floats created row by row by arithmetic (as
+        ``rng.uniform(lo, hi)`` makes them: temporaries freed between them, so a column's elements
+        lie apart in memory; lists from ``tolist`` lie closer and convert ~25% faster than a
+        program's), not yet read by anything, and new output lists."""
+        columns: list[list[float]] = [[] for _ in range(batch.shape[1])]
+        for row in batch.tolist():
+            for column, value in zip(columns, row):
+                column.append(value + 0.0 * draw())
         targets: Any = [0.0] * rows if n_out == 1 else tuple([0.0] * rows for _ in range(n_out))
         return columns, targets
 

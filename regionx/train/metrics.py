@@ -12,7 +12,11 @@ import numpy as np
 from regionx.criterion import Criterion, lower_bound
 from regionx.types import TopologyResult
 
-BATCH_ROWS = 4096  # rows of the batch used to time predict()
+# Rows of the batch used to time the batched loop: loops worth batching are long, and 4,096 rows
+# stay in cache where 20,000 do not (benchmarks/kernels/cubic.py's surrogate: 73-85 ns a row at
+# 4,096 rows, 86-94 at 20,000; with lists made as programs make them, 78-85 and 108-110 against
+# the program's own loop at 105-125: compile predicted 19x where the loop ran 14x).
+BATCH_ROWS = 16384
 CALL_ROWS = 256  # distinct test rows cycled through when timing predict_one()
 # Timings within this share of the fastest are a tie (timer noise), going to the most accurate,
 # then to the earlier topology in the list (`select_topology`).
