@@ -739,7 +739,7 @@ class RewriteResult:
 
     text: str = ""  # the new source ("" only in a refusal's payload)
     hoisted: tuple[int, ...] | None = None  # lines of the batched loops
-    batched: tuple[dict[str, Any], ...] | None = None  # {"line", "form", "predicted_speedup", "saved_per_row"}
+    batched: tuple[dict[str, Any], ...] | None = None  # rewrite.sites.Site.report: line, form, predicted speedup ...
     hoist_skipped: tuple[Any, ...] | None = None
     path_taken: str | None = None  # "batch" or "scalar"
     profitability: dict[str, Any] | None = None

@@ -1212,3 +1212,21 @@ def test_fast_form_module_level_loop_sets_the_loop_variable(tmp_path: Path) -> N
     mod, sur, data = patched_module(tmp_path, text, reg, m, FAST_FORMULA)
     assert data["hoisted"][-1] == 42 and sur.CALLS["predict"] == 1
     assert_same((mod.YS, mod.x, mod.LAST), (orig.YS, orig.x, orig.LAST))
+
+
+def test_a_batched_sites_report_predicts_a_loop_of_n_rows() -> None:
+    """Site.report: per row (the long-loop limit) and the fixed cost of one batch (the call and row
+    0, answered exactly), from which a loop of n rows is predicted."""
+    import libcst as cst
+
+    from regionx.rewrite.sites import BATCH_FIXED_SECONDS, Site
+
+    site = Site(stmt=cst.parse_statement("pass"), line=3, form="index", call=None)
+    rep = site.report(1e-3, 1e-7)  # an expensive region (1 ms a call), 100 ns a batched row
+    assert rep["line"] == 3 and rep["form"] == "index"
+    assert rep["predicted_speedup"] == pytest.approx(1e4)
+    assert rep["per_row_seconds"] == pytest.approx(1e-7) and rep["original_per_row_seconds"] == pytest.approx(1e-3)
+    assert rep["per_batch_seconds"] == pytest.approx(BATCH_FIXED_SECONDS + 1e-3)
+    n = 2000
+    at_n = n * rep["original_per_row_seconds"] / (n * rep["per_row_seconds"] + rep["per_batch_seconds"])
+    assert 1500 < at_n < 1700  # the one exact row of each batch costs as much as 10,000 batched rows

@@ -22,14 +22,10 @@ from libcst.helpers import parse_template_statement
 from regionx.rewrite.common import (EXACT_PREFIX, PREFIX, ReplaceNode, RewriteError, lines_above, parse_stmts, safe_name,
                                     source_of, tuple_code)
 from regionx.rewrite.maploops import Site
+from regionx.rewrite.sites import BATCH_FIXED_SECONDS
 from regionx.rewrite.markers import marker_line, split_pragma
 from regionx.rewrite.portable import helper_name, runtime_source
 from regionx.types import Manifest, Region
-
-# Fixed cost of one batched call (argument checks, the exact code's row 0, numpy call
-# overheads) on the benchmark machine, ~15-30 us (benchmarks/results/batch_path.md): a loop of
-# fewer rows than this cost over the per-row gain runs as written (per call).
-BATCH_FIXED_SECONDS = 30e-6
 
 
 def _accept_expr(accept: str, is_function: bool) -> str:
@@ -76,7 +72,8 @@ class Names:
 
 
 def min_rows(exact_seconds: float, per_row_seconds: float) -> int:
-    """Fewest rows for which one batched call beats the loop as written (at least 2)."""
+    """Fewest rows for which one batched call beats the loop as written (at least 2): the call's
+    fixed cost over the per-row gain (row 0, answered exactly, costs what the loop's row 0 did)."""
     gain = exact_seconds - per_row_seconds
     if gain <= 0:
         return 2
