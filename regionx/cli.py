@@ -379,6 +379,22 @@ def _compile_table(results: Sequence[StageResult[CompileResult]]) -> Table:
     return table
 
 
+def _batch_lines(region_id: str, batched: Sequence[dict[str, Any]] | None) -> list[str]:
+    """For each batched loop, the predicted speedup of a long loop and of loops of 1,000 and
+    10,000 rows: a batch also costs the call and row 0, answered by the exact code (rewrite.sites)."""
+    lines = []
+    for site in batched or ():
+        orig, row, fixed = (site.get(k) for k in ("original_per_row_seconds", "per_row_seconds", "per_batch_seconds"))
+        if not (orig and row and fixed):
+            continue
+        at = {n: n * orig / (n * row + fixed) for n in (1000, 10000)}
+        lines.append(f"{region_id}: loop at line {site['line']} batched ({site['form']}): predicted "
+                     f"{site['predicted_speedup']:.1f}x for a long loop; each batch also costs {_fmt_time(fixed)} "
+                     f"(the call, and row 0 by the exact code): {at[1000]:.1f}x at 1,000 rows, "
+                     f"{at[10000]:.1f}x at 10,000")
+    return lines
+
+
 def _search_lines(region_id: str, trained: TrainResult | None, artifacts: dict[str, str]) -> list[str]:
     """What the search did for one region, where its report is, and (when it failed) what more
     budget would likely buy."""
@@ -457,6 +473,8 @@ def compile_(file: str, selectors: tuple[str, ...], out_dir: str | None, as_json
                 click.echo(f"{r.region_id}: sampled again ({sampled.samples_resampled_because})")
         for r in results:
             for line in _search_lines(r.region_id, r.value.train if r.value is not None else None, r.artifacts):
+                click.echo(line)
+            for line in _batch_lines(r.region_id, r.value.batched if r.value is not None else None):
                 click.echo(line)
         for r in results:
             if "patched" in r.artifacts:

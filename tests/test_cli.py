@@ -108,3 +108,16 @@ def test_python_dash_m_and_no_tensorflow_on_fast_paths() -> None:
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["version"] == 1
+
+
+def test_compile_says_what_a_batched_loop_gains_at_its_length() -> None:
+    """Each batched loop: the long-loop figure and loops of 1,000 / 10,000 rows, whose batch also
+    pays the call and the exact code's row 0 (an expensive region: 1 ms a call)."""
+    from regionx.cli import _batch_lines
+
+    site = {"line": 7, "form": "index", "predicted_speedup": 10000.0, "original_per_row_seconds": 1e-3,
+            "per_row_seconds": 1e-7, "per_batch_seconds": 1.03e-3}
+    (line,) = _batch_lines("flight", [site])
+    assert line == ("flight: loop at line 7 batched (index): predicted 10000.0x for a long loop; each batch also costs "
+                    "1.03 ms (the call, and row 0 by the exact code): 885.0x at 1,000 rows, 4926.1x at 10,000")
+    assert _batch_lines("flight", [{**site, "per_batch_seconds": None}]) == []  # an older rewrite's report
