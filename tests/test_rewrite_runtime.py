@@ -152,6 +152,29 @@ def test_batch_refuses_before_any_store(why: str, call: Any) -> None:
     assert out == [0.25, 0.25, 0.25]
 
 
+class Sur2:
+    """Two outputs (sum and product, plus 1e-3); the second is NaN where a > 0.6."""
+
+    LOWER = np.zeros(2)
+    UPPER = np.ones(2)
+
+    @staticmethod
+    def predict(X: np.ndarray) -> np.ndarray:
+        return np.stack([X[:, 0] + X[:, 1] + 1e-3, np.where(X[:, 0] > 0.6, np.nan, X[:, 0] * X[:, 1] + 1e-3)], axis=1)
+
+
+def test_a_non_finite_answer_in_any_output_sends_the_row_to_the_exact_code() -> None:
+    def both(a: float, b: float) -> tuple[float, float]:
+        return a + b, a * b
+
+    A, B = [0.5, 0.25, 0.75, 0.5], [0.5, 0.5, 0.5, 0.25]
+    s, p = [0.0] * 4, [0.0] * 4
+    assert runtime.batch(Sur2, both, "range", range(4), (A, B), ("r", "r"), inputs=(0, 1), out=(s, p), n_out=2) == (None, 3)
+    # row 0 always exact; row 2's second answer is NaN, so both its outputs come from the exact code
+    assert (s[2], p[2]) == both(0.75, 0.5) and (s[0], p[0]) == both(0.5, 0.5)
+    assert (s[1], p[1]) == (0.25 + 0.5 + 1e-3, 0.25 * 0.5 + 1e-3) and (s[3], p[3]) == (0.75 + 1e-3, 0.125 + 1e-3)
+
+
 @pytest.mark.parametrize("rows", [1, 3, 4, 7, 100])
 def test_input_matrix_converts_long_lists_in_row_blocks_like_at_once(rows: int) -> None:
     """Lists longer than `rows` are converted `rows` rows of every column at a time (for the cache):
