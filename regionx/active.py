@@ -115,7 +115,8 @@ def choose(predicted: np.ndarray, m: int, rng: np.random.Generator, explore: flo
     return np.array(sorted(picked), dtype=np.int64)
 
 
-def _flatten_rows(rows: Sequence[tuple[Any, ...]]) -> np.ndarray:
+def flatten_rows(rows: Sequence[tuple[Any, ...]]) -> np.ndarray:
+    """Argument rows as one float matrix, array arguments flattened into their columns."""
     return np.array([np.concatenate([np.ravel(np.asarray(v, dtype=np.float64)) for v in row]) for row in rows])
 
 
@@ -162,7 +163,7 @@ def sample_active(text: str, path: str, region: Region, *, n: int, seed: int, de
             rng = np.random.default_rng([seed, k])
             candidates, _ = draw_inputs(ordered, CANDIDATES * m, rng, require, design)
             predicted = neighbour_error(unit_columns(dataset.X, ordered), errors,
-                                        unit_columns(_flatten_rows(candidates), ordered))
+                                        unit_columns(flatten_rows(candidates), ordered))
             chosen = [candidates[i] for i in choose(predicted, m, rng, explore)]
             more, extra = sample_region(text, path, region, n=m, seed=seed, executor=executor, timeout=timeout,
                                         design=design, pool=pool, rows=chosen, time_exact=False, progress=step(done))

@@ -30,7 +30,10 @@ from regionx.types import (
 )
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from regionx.train import Topology
+    from regionx.train.budget import Grow, Weigh
 
 
 @dataclass(frozen=True)
@@ -364,17 +367,32 @@ def _with_pragma_criterion(dataset: Dataset, region: Region | None) -> Dataset:
     return Dataset(dataset.X, dataset.Y, replace(dataset.meta, rtol=pragma.rtol, atol=pragma.atol))
 
 
-def _grower(text: str, path: str, region: Region, seed: int, design: str, executor: str) -> Callable[[int], Any]:
+def _grower(text: str, path: str, region: Region, seed: int, design: str, executor: str) -> Grow:
     """compile's `grow` for the search (regionx.train.train_dataset): `n` more samples of the
-    region, each call with a new seed (so a fixed --seed still gives the same rows)."""
-    from regionx.sample import sample_region
+    region, each call with a new seed (so a fixed --seed still gives the same rows). With `weigh`
+    (how much the network errs near an input), they are chosen as regionx.active chooses a round's:
+    from active.CANDIDATES x n candidates of the design, a quarter in the design's order and the
+    rest weighted by `weigh`, so most land where the validation error is largest."""
+    import numpy as np
+
+    from regionx.active import CANDIDATES, choose, flatten_rows
+    from regionx.sample import draw_inputs, sample_region
 
     calls = [0]
+    specs = [region.pragma.domain(name) for name in region.inputs] if region.pragma is not None else []
+    require = region.pragma.require if region.pragma is not None else None
 
-    def grow(n: int) -> Any:
+    def grow(n: int, weigh: Weigh | None = None) -> tuple[np.ndarray, np.ndarray] | None:
         calls[0] += 1
-        result, more = sample_region(text, path, region, n=n, seed=seed + GROW_SEED_STEP * calls[0], executor=executor,
-                                     design=design, time_exact=False)
+        grow_seed = seed + GROW_SEED_STEP * calls[0]
+        rows = None
+        if weigh is not None and specs and all(s is not None for s in specs):
+            rng = np.random.default_rng([grow_seed, 1])
+            candidates, _ = draw_inputs([s for s in specs if s is not None], CANDIDATES * n, rng, require, design)
+            if len(candidates) >= n:
+                rows = [candidates[i] for i in choose(weigh(flatten_rows(candidates)), n, rng)]
+        result, more = sample_region(text, path, region, n=n, seed=grow_seed, executor=executor, design=design,
+                                     time_exact=False, rows=rows)
         return (more.X, more.Y) if more is not None and result.ok else None
 
     return grow

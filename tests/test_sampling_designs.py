@@ -386,3 +386,20 @@ def test_compile_charges_its_active_rounds_to_the_region_budget(tmp_path: Path) 
     # two fits ran and cost something; together at most the active share (plus one first dose's
     # rounding: a fit is never given less than its whole share)
     assert budget * (1 - api.ACTIVE_SHARE) <= search_budget < budget
+
+
+def test_compile_grows_its_data_where_the_network_errs(tmp_path: Path) -> None:
+    """api._grower with the search's `weigh`: three quarters of the new samples go where the
+    network errs (here x > 2.4, a fifth of the box), a quarter follow the design; without it the
+    samples follow the design alone. Either way they are the region's true outputs."""
+    path = tmp_path / "wave.py"
+    path.write_text(KEPT, encoding="utf-8")
+    text, region = region_in(path, "wave")
+    grow = api._grower(text, str(path), region, seed=0, design="uniform", executor=EXECUTOR)
+    got = grow(200, lambda X: np.where(X[:, 0] > 2.4, 1.0, 1e-9))
+    assert got is not None
+    X, Y = got
+    assert len(X) == 200 and np.mean(X[:, 0] > 2.4) > 0.7
+    np.testing.assert_allclose(Y[:, 0], 2.0 * np.sin(X[:, 0]), rtol=1e-12)
+    plain = grow(200, None)
+    assert plain is not None and np.mean(plain[0][:, 0] > 2.4) < 0.35

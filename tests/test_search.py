@@ -241,8 +241,9 @@ def test_grow_adds_training_rows_when_the_network_generalises_worse_than_it_fits
     monkeypatch.setattr(T.search, "_fit_shares", lambda ctx, entry: next(shares, (1.0, 1.0)))
     asked: list[int] = []
 
-    def grow(n: int) -> tuple[np.ndarray, np.ndarray]:
+    def grow(n: int, weigh: object = None) -> tuple[np.ndarray, np.ndarray]:
         asked.append(n)
+        assert callable(weigh)  # the search says where its network errs
         more = linear_dataset(n)
         return more.X, more.Y
 
@@ -266,8 +267,9 @@ def test_no_more_samples_for_a_network_that_does_not_fit_its_training_rows(tmp_p
     monkeypatch.setattr(T.search, "_fit_shares", lambda ctx, entry: (0.50, 0.45))
     asked: list[int] = []
 
-    def grow(n: int) -> tuple[np.ndarray, np.ndarray]:
+    def grow(n: int, weigh: object = None) -> tuple[np.ndarray, np.ndarray]:
         asked.append(n)
+        assert callable(weigh)  # the search says where its network errs
         more = linear_dataset(n)
         return more.X, more.Y
 

@@ -66,6 +66,11 @@ GROW_SAMPLE_FACTOR = 1.5
 
 # seconds per call ("call") or per row of the batched loop ("loop") of a compiled module on rows X
 SurrogateTimer = Callable[[Any, np.ndarray, str], float]
+# What the search asks of its caller for more data: grow(n, weigh) -> n more samples as (X, Y), or
+# None; `weigh` maps candidate inputs (rows of X) to how much the network errs near each, so the
+# caller can place most new samples where the validation error is largest (api._grower).
+Weigh = Callable[[np.ndarray], np.ndarray]
+Grow = Callable[[int, "Weigh | None"], "tuple[np.ndarray, np.ndarray] | None"]
 
 
 @dataclass(frozen=True)

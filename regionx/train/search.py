@@ -26,6 +26,7 @@ from regionx.refine import REFINE_METHODS
 import regionx.train.budget as rxbudget
 import regionx.train.fit as rxfit
 from regionx.train.budget import (EXTEND_FACTOR, GROW_GAP, GROW_MAX_ROWS, GROW_SAMPLE_FACTOR, IMPROVING, MAX_ROUNDS,
+                                  Grow,
                                   MEASURE_SECONDS,
                                   MIN_DOSE, SPREAD, Candidate, EventFn, Ledger, SurrogateTimer, adam_nominal, plan_dose,
                                   refine_nominal, still_improving, training_order)
@@ -50,7 +51,7 @@ def train_dataset(dataset: Dataset, out_dir: str, *, topologies: list[Topology] 
                   exact_timer: Callable[[], float] | None = None, refine: str = "auto",
                   refine_seconds: float = REFINE_SECONDS, search: str = "all", budget: float | None = None,
                   surrogate_timer: SurrogateTimer | None = None,
-                  grow: Callable[[int], tuple[np.ndarray, np.ndarray] | None] | None = None,
+                  grow: Grow | None = None,
                   events: EventFn | None = None, loop_extra_seconds: float = 0.0, keep_unprofitable: bool = False,
                   guard: str = "auto") -> StageResult[TrainResult]:
     """Search the topologies for the fastest compiled surrogate that meets the accuracy target.
@@ -73,7 +74,7 @@ def train_dataset(dataset: Dataset, out_dir: str, *, topologies: list[Topology] 
       --force, which then trains them fastest first all the same). The rest are trained fastest first
       (`training_order`) within `budget` nominal seconds (see DEFAULT_BUDGET; None: no limit);
       the first that meets the target wins, since every later one is slower. A candidate still
-      improving is refined longer, and with `grow(n)` (n more samples as (X, Y), or None) its
+      improving is refined longer, and with `grow(n, weigh)` (n more samples as (X, Y), or None) its
       training split may be doubled (GROW_GAP); when the budget runs out the report says what
       more budget would likely buy.
     * "all": every topology is trained with `epochs` and `refine_seconds` (with an `executor`,
@@ -230,7 +231,7 @@ def _keras_missing(executor: concurrent.futures.Executor | None, meta: Any) -> S
 
 def _search(ctx: _Context, settings: _Settings, candidates: list[Candidate], ledger: Ledger, search: str,
             keep_unprofitable: bool, executor: concurrent.futures.Executor | None, progress: ProgressFn | None,
-            grow: Callable[[int], tuple[np.ndarray, np.ndarray] | None] | None, work: str, out_dir: str) -> StageResult[TrainResult]:
+            grow: Grow | None, work: str, out_dir: str) -> StageResult[TrainResult]:
     """Time and order the candidates (fastest-first: RX502 at once when none can win), train them
     (`work`: scratch space), select and write the reports and artifacts into `out_dir`."""
     meta = ctx.meta
@@ -333,7 +334,7 @@ def _train_all(ctx: _Context, settings: _Settings, order: list[Candidate], execu
 
 def _train_fastest_first(ctx: _Context, settings: _Settings, order: list[Candidate],
                          executor: concurrent.futures.Executor | None, progress: ProgressFn | None, ledger: Ledger,
-                         work: str, grow: Callable[[int], tuple[np.ndarray, np.ndarray] | None] | None) -> list[_Trained]:
+                         work: str, grow: Grow | None) -> list[_Trained]:
     """search="fastest-first": train the viable candidates fastest first until one meets the target
     or the budget is spent; refine a candidate longer while it still improves; grow the data when
     it generalises worse than it fits."""
@@ -407,7 +408,7 @@ def _first_dose(ctx: _Context, settings: _Settings, c: Candidate, sub: str, dose
 
 
 def _more_doses(ctx: _Context, settings: _Settings, entry: _Trained, name: str, work: str, cap: float, ledger: Ledger,
-                grow: Callable[[int], tuple[np.ndarray, np.ndarray] | None] | None) -> _Trained:
+                grow: Grow | None) -> _Trained:
     """`entry`, which missed the target after its first dose, refined again (up to MAX_ROUNDS times,
     within `cap` nominal seconds in all): on twice the training rows when it fits them better than
     unseen rows and `grow` can sample ("grow"), or for longer while it still improves ("extend")."""
@@ -430,7 +431,7 @@ def _more_doses(ctx: _Context, settings: _Settings, entry: _Trained, name: str, 
         if seconds < 1.0:
             break
         t0 = time.perf_counter()
-        if stage == "grow" and not _grow_rows(ctx, grow, more, entry.candidate.label, overfit, ledger):
+        if stage == "grow" and not _grow_rows(ctx, grow, more, entry.candidate.label, overfit, ledger, entry):
             break
         summary, nominal, kept = _refine_again(ctx, settings, entry, stage, more, seconds, t0, ledger,
                                                os.path.join(work, f"{name}_{_round}"))
@@ -457,11 +458,12 @@ def _may_reach(ctx: _Context, summary: dict[str, Any], seconds: float, allowance
     return (ctx.target - after) / rate <= allowance
 
 
-def _grow_rows(ctx: _Context, grow: Callable[[int], tuple[np.ndarray, np.ndarray] | None] | None, more: int, label: str,
-               overfit: float, ledger: Ledger) -> bool:
-    """Sample `more` training rows by `grow` and add the finite ones to `ctx`; False when none came."""
+def _grow_rows(ctx: _Context, grow: Grow | None, more: int, label: str, overfit: float, ledger: Ledger,
+               entry: _Trained) -> bool:
+    """Sample `more` training rows by `grow`, placed mostly where `entry` errs on the validation
+    rows (`_validation_errors`), and add the finite ones to `ctx`; False when none came."""
     ledger.emit("grow", label, detail=f"{more} more samples (train/validation gap {overfit:.1%})")
-    got = grow(more) if grow is not None else None
+    got = grow(more, _validation_errors(ctx, entry)) if grow is not None else None
     if got is None or len(got[0]) == 0:
         return False
     Xn, Yn = np.asarray(got[0], dtype=np.float64), np.asarray(got[1], dtype=np.float64)
@@ -469,6 +471,26 @@ def _grow_rows(ctx: _Context, grow: Callable[[int], tuple[np.ndarray, np.ndarray
     ctx.X_more = Xn[keep] if ctx.X_more is None else np.vstack([ctx.X_more, Xn[keep]])
     ctx.Y_more = Yn[keep] if ctx.Y_more is None else np.vstack([ctx.Y_more, Yn[keep]])
     return True
+
+
+def _validation_errors(ctx: _Context, entry: _Trained) -> Callable[[np.ndarray], np.ndarray]:
+    """Inputs -> the mean error ratio of `entry`'s nearest validation rows (regionx.active's
+    neighbour_error, in the inputs' standardised units): where more samples would help most."""
+    from regionx import refine as rxrefine
+    from regionx.active import neighbour_error
+
+    layers = entry.result["layers"]
+    spec, theta = rxrefine.NetSpec.of(layers), rxrefine.pack(layers)
+    Xva, Yva = ctx.X[ctx.va], ctx.Y[ctx.va]
+    pred = denormalise(rxrefine.predict(theta, spec, (Xva - ctx.x_mean) / ctx.x_scale), ctx.y_mean, ctx.y_scale,
+                       ctx.transform)
+    errors = np.minimum(ctx.criterion.error_ratio(pred, Yva), 1e6)
+    points = (Xva - ctx.x_mean) / ctx.x_scale
+
+    def weigh(X: np.ndarray) -> np.ndarray:
+        return neighbour_error(points, errors, (np.asarray(X, dtype=np.float64) - ctx.x_mean) / ctx.x_scale)
+
+    return weigh
 
 
 def _refine_again(ctx: _Context, settings: _Settings, entry: _Trained, stage: str, more: int, seconds: float, t0: float,
