@@ -154,8 +154,13 @@ def _weights_forward(path: str) -> Callable[[np.ndarray], np.ndarray] | None:
                   for i in range(n_layers)]
         scale = np.array(data["out_scale"], dtype=np.float64) if "out_scale" in data.files else None
         shift = np.array(data["out_shift"], dtype=np.float64) if "out_shift" in data.files else None
+        log_cols = [int(c) for c in data["log_columns"]] if "log_columns" in data.files else []
 
     def run(X: np.ndarray) -> np.ndarray:
+        if log_cols:  # inputs the network takes as their log (compile.log_feature_lines)
+            X = np.array(X, dtype=np.float64)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                X[:, log_cols] = np.log(X[:, log_cols])
         h = forward(layers, X)
         return h * scale + shift if scale is not None and shift is not None else h
 

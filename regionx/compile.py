@@ -234,8 +234,10 @@ def _np_act_lines(var: str, act: str, indent: str) -> list[str]:
 def batch_path_lines(layers: Sequence[tuple[np.ndarray, np.ndarray, str]], *, d_in: int, d_out: int,
                      lower: Sequence[float], upper: Sequence[float], out_scale: np.ndarray | None,
                      out_shift: np.ndarray | None, out_transform: tuple[str, float] | None,
-                     batch_dtype: str) -> list[str]:
-    """Source lines of the generated module's weights in batch form and its predict(X, out=None).
+                     batch_dtype: str, log_features: bool = False) -> list[str]:
+    """Source lines of the generated module's weights in batch form and its predict(X, out=None)
+    (`log_features`: X goes through ``_log_features`` first, `log_feature_lines`; `lower`/`upper`
+    are then the box in those features).
 
     predict works feature-major: a chunk of rows is a (features, rows) array, so every bias add
     and activation runs along rows (long, vectorised inner loops; row-major it would run along 5
@@ -265,6 +267,7 @@ def batch_path_lines(layers: Sequence[tuple[np.ndarray, np.ndarray, str]], *, d_
           "    X = np.asarray(X, dtype=np.float64)",
           "    if X.ndim == 1:",
           f"        X = X.reshape(-1, {d_in})",
+          *(["    X = _log_features(X)"] if log_features else []),
           "    n = X.shape[0]",
           "    if out is None:",
           f"        out = np.empty((n, {d_out}), dtype=np.float64)",
@@ -471,13 +474,50 @@ def predict_one_numpy_lines(layers: Sequence[tuple[np.ndarray, np.ndarray, str]]
     return L
 
 
+def log_feature_lines(log_cols: Sequence[int]) -> list[str]:
+    """Source lines of the generated module's LOG_COLUMNS and ``_log_features(X)`` (none without
+    log columns, so that other modules' text does not change)."""
+    if not log_cols:
+        return []
+    return [f"LOG_COLUMNS = {tuple(int(c) for c in log_cols)!r}  # inputs the network takes as their log",
+            "", "",
+            "def _log_features(X):",
+            '    """X with the LOG_COLUMNS columns replaced by their natural log (a copy)."""',
+            "    X = np.array(X, dtype=np.float64)",
+            "    cols = list(LOG_COLUMNS)",
+            "    with np.errstate(divide='ignore', invalid='ignore'):",
+            "        X[:, cols] = np.log(X[:, cols])",
+            "    return X",
+            "", ""]
+
+
+def _log_params(params: Sequence[str], inputs: Sequence[VarSpec], log_cols: Sequence[int]) -> list[tuple[str, bool]]:
+    """(predict_one parameter, is an array) for the inputs whose columns are all log columns;
+    ValueError for an input only some of whose columns are."""
+    out: list[tuple[str, bool]] = []
+    k = 0
+    for p, v in zip(params, inputs):
+        cols = set(range(k, k + v.size))
+        taken = cols & set(log_cols)
+        if taken and taken != cols:
+            raise ValueError(f"input {v.name!r}: log columns must cover all its columns or none")
+        if taken:
+            out.append((p, bool(v.shape)))
+        k += v.size
+    return out
+
+
 def predict_one_lines(layers: Sequence[tuple[np.ndarray, np.ndarray, str]], *, params: Sequence[str],
                       inputs: Sequence[VarSpec], outputs: Sequence[VarSpec], scalar_path: bool,
                       out_scale: np.ndarray | None, out_shift: np.ndarray | None,
-                      out_transform: tuple[str, float] | None) -> list[str]:
-    """Source lines of the generated module's predict_one(<params>), by the scalar or the numpy path."""
+                      out_transform: tuple[str, float] | None,
+                      log_params: Sequence[tuple[str, bool]] = ()) -> list[str]:
+    """Source lines of the generated module's predict_one(<params>), by the scalar or the numpy
+    path; `log_params` (name, is an array) are rebound to their natural log first."""
     L = [f"def predict_one({', '.join(params)}):",
          '    """One call with inputs in INPUTS order: the output, or a tuple in OUTPUTS order."""']
+    L += [f"    {p} = np.log(np.asarray({p}, dtype=np.float64))" if array else f"    {p} = math.log({p})"
+          for p, array in log_params]
     if scalar_path:
         L += predict_one_scalar_lines(layers, params=params, inputs=inputs, outputs=outputs, out_scale=out_scale,
                                       out_shift=out_shift, out_transform=out_transform)
@@ -541,8 +581,13 @@ def generate_source(
     out_transform: tuple[str, float] | None = None,
     batch_dtype: str = "float64",
     inline_weights: bool | None = None,
+    log_columns: Sequence[int] = (),
 ) -> str:
     """Python source of the surrogate module for already-folded `layers` (see `compile_model`).
+
+    `log_columns`: flattened input columns the network takes as their natural log (inputs
+    declared loguniform; regionx.train.data.log_columns): predict and predict_one take their log
+    first. LOWER/UPPER and the domain checks stay in the inputs' own units.
 
     `scalar_path` forces the predict_one implementation (None: by `use_scalar_path`).
     `out_transform` = ("asinh", s) means the network was trained on asinh(y / s): every output
@@ -569,14 +614,20 @@ def generate_source(
     if batch_dtype not in ("float64", "float32"):
         raise ValueError(f"batch_dtype must be 'float64' or 'float32', not {batch_dtype!r}")
     params = _predict_one_params(inputs)
+    log_cols = tuple(sorted(int(c) for c in log_columns))
     L = header_lines(layers, region_name=region_name, inputs=inputs, outputs=outputs, lower=lower, upper=upper,
                      scalar_path=scalar_path, version=version)
     L += weight_lines(layers, inline=bool(scalar_path or inline_weights), out_scale=out_scale, out_shift=out_shift,
                       out_transform=out_transform)
-    L += batch_path_lines(layers, d_in=d_in, d_out=d_out, lower=lower, upper=upper, out_scale=out_scale,
-                          out_shift=out_shift, out_transform=out_transform, batch_dtype=batch_dtype)
+    L += log_feature_lines(log_cols)
+    f_lower = [math.log(v) if k in log_cols else v for k, v in enumerate(lower)]
+    f_upper = [math.log(v) if k in log_cols else v for k, v in enumerate(upper)]
+    L += batch_path_lines(layers, d_in=d_in, d_out=d_out, lower=f_lower, upper=f_upper, out_scale=out_scale,
+                          out_shift=out_shift, out_transform=out_transform, batch_dtype=batch_dtype,
+                          log_features=bool(log_cols))
     L += predict_one_lines(layers, params=params, inputs=inputs, outputs=outputs, scalar_path=scalar_path,
-                           out_scale=out_scale, out_shift=out_shift, out_transform=out_transform)
+                           out_scale=out_scale, out_shift=out_shift, out_transform=out_transform,
+                           log_params=_log_params(params, inputs, log_cols))
     L += in_domain_lines(params=params, inputs=inputs, lower=lower, upper=upper)
     return "\n".join(L)
 
@@ -598,8 +649,11 @@ def compile_model(
     out_transform: tuple[str, float] | None = None,
     batch_dtype: str = "float64",
     guard: tuple[Sequence[tuple[np.ndarray, np.ndarray, str]], float] | None = None,
+    log_columns: Sequence[int] = (),
 ) -> str:
     """Write ``surrogate_<region_name>.py`` and ``weights.npz`` into `out_dir`; return the module path.
+    `log_columns`: input columns the network takes as their log (`generate_source`; x_mean and
+    x_scale are then those features').
 
     `layers` are the network's (W, b, activation) in normalised units (as `keras_layers` returns
     them); the normalisation ``x_n = (x - x_mean) / x_scale`` and ``y = y_n * y_scale + y_mean``
@@ -630,6 +684,8 @@ def compile_model(
         arrays["out_shift"] = np.asarray(out_shift, dtype=np.float64)
     if out_transform is not None:
         arrays["out_transform_scale"] = np.asarray(float(out_transform[1]), dtype=np.float64)
+    if log_columns:
+        arrays["log_columns"] = np.asarray(sorted(int(c) for c in log_columns), dtype=np.int64)
     if guard is not None:
         for i, (W, b, a) in enumerate(guard[0]):
             arrays[f"guard_W{i}"], arrays[f"guard_b{i}"] = np.asarray(W), np.asarray(b)
@@ -640,7 +696,7 @@ def compile_model(
         lower=[float(v) for v in np.asarray(lower, dtype=np.float64).ravel()],
         upper=[float(v) for v in np.asarray(upper, dtype=np.float64).ravel()],
         out_scale=out_scale, out_shift=out_shift, scalar_path=scalar_path, version=__version__,
-        out_transform=out_transform, batch_dtype=batch_dtype,
+        out_transform=out_transform, batch_dtype=batch_dtype, log_columns=log_columns,
     )
     if guard is not None:
         source += _write_guard(out_dir, region_name, inputs, guard[0], float(guard[1]), __version__,
@@ -672,6 +728,7 @@ def regenerate_module(artifact_dir: str, *, batch_dtype: str = "float32") -> str
         out_shift = data["out_shift"] if "out_shift" in data else None
         transform = ("asinh", float(data["out_transform_scale"])) if "out_transform_scale" in data else None
         lower, upper = data["lower"].tolist(), data["upper"].tolist()
+        log_cols = tuple(int(c) for c in data["log_columns"]) if "log_columns" in data else ()
         guard = None
         if "guard_threshold" in data:
             gacts = [str(a) for a in data["guard_activations"]]
@@ -680,7 +737,7 @@ def regenerate_module(artifact_dir: str, *, batch_dtype: str = "float32") -> str
     source = generate_source(layers, region_name=manifest.region_name, inputs=manifest.inputs,
                              outputs=manifest.outputs, lower=lower, upper=upper, out_scale=out_scale,
                              out_shift=out_shift, version=__version__, out_transform=transform,
-                             batch_dtype=batch_dtype)
+                             batch_dtype=batch_dtype, log_columns=log_cols)
     if guard is not None:
         source += _write_guard(artifact_dir, manifest.region_name, manifest.inputs, guard[0], guard[1], __version__,
                                lower, upper)

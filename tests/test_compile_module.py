@@ -198,3 +198,42 @@ def test_timing_helpers_return_positive_seconds():
     args = [(1.0, 2.0)] * 4
     assert rxc.time_per_call(lambda a, b: a + b, args, repeats=2, budget=0.002) > 0
     assert rxc.time_per_element(lambda X: X.sum(axis=1), np.ones((10, 2)), rows=64, repeats=2, budget=0.002) > 0
+
+
+@pytest.mark.parametrize("scalar, batch_dtype, inputs, log_cols", [
+    (True, "float64", (VarSpec("v"), VarSpec("d")), (0, 1)),
+    (False, "float32", (VarSpec("v"), VarSpec("d")), (1,)),
+    (None, "float32", (VarSpec("w", (2,)), VarSpec("s")), (0, 1)),  # an array input taken as its log
+])
+def test_log_columns_are_taken_as_their_log_by_every_path(tmp_path, scalar, batch_dtype, inputs, log_cols):
+    """compile_model(log_columns=...): predict, predict_one and check's weights.npz forward all
+    apply the network to log(x) in those columns (x_mean/x_scale are then the logs'); the box
+    (LOWER/UPPER) stays in the inputs' own units."""
+    from regionx.check import _weights_forward
+    from regionx.train.data import input_features
+
+    rng = np.random.default_rng(3)
+    d_in = sum(v.size for v in inputs)
+    sizes = (d_in, 6, 4, 1)
+    layers = [(rng.normal(size=(a, b)), rng.normal(size=b), "tanh" if k < 2 else "linear")
+              for k, (a, b) in enumerate(zip(sizes[:-1], sizes[1:]))]
+    lower, upper = np.full(d_in, 0.01), np.full(d_in, 10.0)
+    X = np.exp(rng.uniform(np.log(0.01), np.log(10.0), size=(50, d_in)))
+    F = input_features(X, log_cols)
+    x_mean, x_scale = F.mean(axis=0), F.std(axis=0)
+    path = rxc.compile_model(layers, x_mean, x_scale, np.zeros(1), np.ones(1), region_name="flow", inputs=inputs,
+                             outputs=(VarSpec("return"),), lower=lower, upper=upper, out_dir=str(tmp_path),
+                             scalar_path=scalar, batch_dtype=batch_dtype, log_columns=log_cols)
+    module = rxc.load_module(path)
+    want = rxc.forward(layers, (F - x_mean) / x_scale)
+    tol = 1e-5 if batch_dtype == "float32" else 1e-10
+    np.testing.assert_allclose(module.predict(X), want, rtol=tol, atol=tol)
+    one = np.array([module.predict_one(*args) for args in rxc.call_args(X, inputs)]).reshape(-1, 1)
+    np.testing.assert_allclose(one, want, rtol=1e-10, atol=1e-10)
+    forward = _weights_forward(str(tmp_path / "weights.npz"))
+    assert forward is not None
+    np.testing.assert_allclose(forward(X), want, rtol=1e-10, atol=1e-10)
+    np.testing.assert_array_equal(module.LOWER, lower)
+    assert module.LOG_COLUMNS == tuple(log_cols)
+    with np.load(tmp_path / "weights.npz") as data:  # what regenerate_module reads them from
+        assert tuple(data["log_columns"].tolist()) == tuple(log_cols)

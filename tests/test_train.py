@@ -397,3 +397,23 @@ def test_the_trained_box_reaches_the_declared_bounds_the_samples_come_close_to()
     lower, upper = trained_box(bare, X)
     np.testing.assert_array_equal(lower, X.min(axis=0))
     np.testing.assert_array_equal(upper, X.max(axis=0))
+
+
+def test_loguniform_inputs_are_given_to_the_network_as_their_log() -> None:
+    """regionx.train.data.log_columns: the columns of inputs declared loguniform and positive in
+    every row (an array input's columns all or none); input_features takes their log."""
+    from dataclasses import replace
+
+    from regionx.train.data import input_features, log_columns
+
+    base = linear_dataset(20)
+    meta = replace(base.meta, inputs=(VarSpec("a"), VarSpec("w", (2,)), VarSpec("b"), VarSpec("c")),
+                   domain={"a": "loguniform(0.01, 1)", "w": "loguniform(1, 100, shape=(2,))", "b": "uniform(1, 2)",
+                           "c": "loguniform(0.1, 1)"})
+    X = np.array([[0.5, 2.0, 50.0, 1.5, 0.2], [0.02, 9.0, 3.0, 1.2, -0.1]])  # c has a non-positive row
+    ds = replace(base, meta=meta)
+    assert log_columns(ds, X) == (0, 1, 2)
+    F = input_features(X, (0, 1, 2))
+    np.testing.assert_allclose(F[:, :3], np.log(X[:, :3]))
+    np.testing.assert_array_equal(F[:, 3:], X[:, 3:])
+    assert input_features(X, ()) is X

@@ -116,6 +116,7 @@ class _Context:
     # training rows added by `grow` (original units), beside X[tr]
     X_more: np.ndarray | None = None
     Y_more: np.ndarray | None = None
+    log_cols: tuple[int, ...] = ()  # input columns the network sees as their log (`log_columns`)
 
     @classmethod
     def prepare(cls, dataset: Dataset, X: np.ndarray, Y: np.ndarray, split: tuple[np.ndarray, np.ndarray, np.ndarray],
@@ -125,14 +126,15 @@ class _Context:
         and outputs scaled, and the trained input box taken, on the training split; the output
         transform (`target_transform_for`) chosen for the criterion's metric."""
         tr, va, te = split
-        x_mean, x_scale = _scale(X[tr])
+        log_cols = log_columns(dataset, X)
+        x_mean, x_scale = _scale(input_features(X[tr], log_cols))
         lower, upper = trained_box(dataset, X[tr])
         transform = target_transform_for(Y[tr], criterion.metric, target_transform)
         y_mean, y_scale = _scale((Y if transform is None else np.arcsinh(Y / transform[1]))[tr])
         return cls(dataset=dataset, X=X, Y=Y, tr=tr, va=va, te=te, criterion=criterion, transform=transform,
                    x_mean=x_mean, x_scale=x_scale, y_mean=y_mean, y_scale=y_scale, lower=lower, upper=upper,
                    target=target, exact_timer=exact_timer, timer=timer, select_by=select_by, refine=refine, seed=seed,
-                   loop_extra=loop_extra, guard=guard)
+                   loop_extra=loop_extra, guard=guard, log_cols=log_cols)
 
     @property
     def meta(self) -> Any:
@@ -144,9 +146,13 @@ class _Context:
             return self.X[self.tr], self.Y[self.tr]
         return np.vstack([self.X[self.tr], self.X_more]), np.vstack([self.Y[self.tr], self.Y_more])
 
+    def inputs_normalised(self, X: np.ndarray) -> np.ndarray:
+        """Inputs in original units as the network sees them: log columns, then standardised."""
+        return (input_features(X, self.log_cols) - self.x_mean) / self.x_scale
+
     def normalised(self, X: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         T = Y if self.transform is None else np.arcsinh(Y / self.transform[1])
-        return (X - self.x_mean) / self.x_scale, (T - self.y_mean) / self.y_scale
+        return self.inputs_normalised(X), (T - self.y_mean) / self.y_scale
 
     def task(self, hidden: tuple[int, ...], activation: str, epochs: int, batch_size: int, learning_rate: float,
              patience: int, refine_seconds: float, restarts: int | None = None) -> dict[str, Any]:
@@ -186,6 +192,39 @@ class _Settings:
     patience: int
     refine_seconds: float  # the first dose of refinement per candidate
     version: str
+
+
+def log_columns(dataset: Dataset, X: np.ndarray) -> tuple[int, ...]:
+    """Flattened input columns declared loguniform (and positive in every row): the network sees
+    their log. A loguniform input spans decades, and a function of it is usually smooth in its log
+    (benchmarks/kernels/pipeflow.py, 8x5 tanh, 12,000 samples: 50.5% of test points within 1% on
+    the raw inputs, 99.9% on their logs)."""
+    from regionx.pragma import PragmaError, parse_domain
+
+    cols: list[int] = []
+    k = 0
+    for var in dataset.meta.inputs:
+        size = int(math.prod(var.shape)) if var.shape else 1
+        text = dataset.meta.domain.get(var.name)
+        try:
+            dist = parse_domain(var.name, text).dist if text is not None else None
+        except PragmaError:
+            dist = None
+        if dist == "loguniform" and k + size <= X.shape[1] and bool(np.all(X[:, k:k + size] > 0)):
+            cols += range(k, k + size)  # an input's columns all or none (its predict_one takes its log)
+        k += size
+    return tuple(cols)
+
+
+def input_features(X: np.ndarray, log_cols: tuple[int, ...]) -> np.ndarray:
+    """X with its `log_cols` columns replaced by their natural log (a copy; X itself when none)."""
+    if not log_cols:
+        return X
+    out = np.array(X, dtype=np.float64)
+    cols = list(log_cols)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out[:, cols] = np.log(out[:, cols])
+    return out
 
 
 def declared_bounds(dataset: Dataset) -> tuple[np.ndarray, np.ndarray] | None:

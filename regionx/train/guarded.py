@@ -107,7 +107,7 @@ def _robust(ctx: _Context, entry: _Trained, sub: str, ledger: Ledger) -> _Traine
     robust = rxrefine.unpack(theta, spec)
 
     def val_share(ls: list[tuple[np.ndarray, np.ndarray, str]]) -> float:
-        pred = denormalise(rxrefine.predict(rxrefine.pack(ls), spec, (ctx.X[ctx.va] - ctx.x_mean) / ctx.x_scale),
+        pred = denormalise(rxrefine.predict(rxrefine.pack(ls), spec, ctx.inputs_normalised(ctx.X[ctx.va])),
                            ctx.y_mean, ctx.y_scale, ctx.transform)
         return float(np.mean(ctx.criterion.within(pred, ctx.Y[ctx.va])))
 

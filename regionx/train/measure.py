@@ -45,7 +45,7 @@ def _compile_to(ctx: _Context, layers: list[tuple[np.ndarray, np.ndarray, str]],
     meta = ctx.meta
     return rxcompile.compile_model(layers, ctx.x_mean, ctx.x_scale, ctx.y_mean, ctx.y_scale, region_name=meta.region_name,
                                    inputs=meta.inputs, outputs=meta.outputs, lower=ctx.lower, upper=ctx.upper, out_dir=out,
-                                   out_transform=ctx.transform, batch_dtype=BATCH_DTYPE,
+                                   out_transform=ctx.transform, batch_dtype=BATCH_DTYPE, log_columns=ctx.log_cols,
                                    guard=None if guard is None else (rxguard.folded(guard), guard.threshold))
 
 

@@ -482,13 +482,13 @@ def _validation_errors(ctx: _Context, entry: _Trained) -> Callable[[np.ndarray],
     layers = entry.result["layers"]
     spec, theta = rxrefine.NetSpec.of(layers), rxrefine.pack(layers)
     Xva, Yva = ctx.X[ctx.va], ctx.Y[ctx.va]
-    pred = denormalise(rxrefine.predict(theta, spec, (Xva - ctx.x_mean) / ctx.x_scale), ctx.y_mean, ctx.y_scale,
+    pred = denormalise(rxrefine.predict(theta, spec, ctx.inputs_normalised(Xva)), ctx.y_mean, ctx.y_scale,
                        ctx.transform)
     errors = np.minimum(ctx.criterion.error_ratio(pred, Yva), 1e6)
-    points = (Xva - ctx.x_mean) / ctx.x_scale
+    points = ctx.inputs_normalised(Xva)
 
     def weigh(X: np.ndarray) -> np.ndarray:
-        return neighbour_error(points, errors, (np.asarray(X, dtype=np.float64) - ctx.x_mean) / ctx.x_scale)
+        return neighbour_error(points, errors, ctx.inputs_normalised(np.asarray(X, dtype=np.float64)))
 
     return weigh
 
@@ -561,7 +561,7 @@ def _fit_shares(ctx: _Context, entry: _Trained) -> tuple[float, float]:
     Xt, Yt = Xt[:5000], Yt[:5000]
 
     def share(Xs: np.ndarray, Ys: np.ndarray) -> float:
-        pred = denormalise(rxrefine.predict(theta, spec, (Xs - ctx.x_mean) / ctx.x_scale), ctx.y_mean, ctx.y_scale, ctx.transform)
+        pred = denormalise(rxrefine.predict(theta, spec, ctx.inputs_normalised(Xs)), ctx.y_mean, ctx.y_scale, ctx.transform)
         return float(np.mean(ctx.criterion.within(pred, Ys))) if len(Ys) else 0.0
 
     return share(Xt, Yt), share(ctx.X[ctx.va], ctx.Y[ctx.va])
