@@ -143,7 +143,7 @@ def _weights_forward(path: str) -> Callable[[np.ndarray], np.ndarray] | None:
     The generated module may carry its weights as literals (scalar path), so weights.npz is
     checked separately: a corrupted weights file must not pass just because the module ignores it.
     """
-    from regionx.compile import forward
+    from regionx.compile import forward, input_features
 
     with np.load(path, allow_pickle=False) as data:
         n_layers = sum(1 for k in data.files if k.startswith("W") and k[1:].isdigit())
@@ -157,11 +157,7 @@ def _weights_forward(path: str) -> Callable[[np.ndarray], np.ndarray] | None:
         log_cols = [int(c) for c in data["log_columns"]] if "log_columns" in data.files else []
 
     def run(X: np.ndarray) -> np.ndarray:
-        if log_cols:  # inputs the network takes as their log (compile.log_feature_lines)
-            X = np.array(X, dtype=np.float64)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                X[:, log_cols] = np.log(X[:, log_cols])
-        h = forward(layers, X)
+        h = forward(layers, input_features(X, log_cols))  # log columns: as the module takes them
         return h * scale + shift if scale is not None and shift is not None else h
 
     return run

@@ -474,6 +474,19 @@ def predict_one_numpy_lines(layers: Sequence[tuple[np.ndarray, np.ndarray, str]]
     return L
 
 
+def input_features(X: np.ndarray, log_cols: Sequence[int]) -> np.ndarray:
+    """X with its `log_cols` columns replaced by their natural log (a copy; X itself when none):
+    what a network with log columns takes (regionx.train.data.log_columns; the generated module's
+    ``_log_features`` does the same)."""
+    if not log_cols:
+        return X
+    out = np.array(X, dtype=np.float64)
+    cols = list(log_cols)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out[:, cols] = np.log(out[:, cols])
+    return out
+
+
 def log_feature_lines(log_cols: Sequence[int]) -> list[str]:
     """Source lines of the generated module's LOG_COLUMNS and ``_log_features(X)`` (none without
     log columns, so that other modules' text does not change)."""

@@ -9,6 +9,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from regionx.compile import input_features
 from regionx.criterion import Criterion
 from regionx.train.budget import SurrogateTimer
 from regionx.train.metrics import residual_weights
@@ -214,17 +215,6 @@ def log_columns(dataset: Dataset, X: np.ndarray) -> tuple[int, ...]:
             cols += range(k, k + size)  # an input's columns all or none (its predict_one takes its log)
         k += size
     return tuple(cols)
-
-
-def input_features(X: np.ndarray, log_cols: tuple[int, ...]) -> np.ndarray:
-    """X with its `log_cols` columns replaced by their natural log (a copy; X itself when none)."""
-    if not log_cols:
-        return X
-    out = np.array(X, dtype=np.float64)
-    cols = list(log_cols)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out[:, cols] = np.log(out[:, cols])
-    return out
 
 
 def declared_bounds(dataset: Dataset) -> tuple[np.ndarray, np.ndarray] | None:
