@@ -231,6 +231,21 @@ def test_budget_spent_reports_the_best_and_what_more_would_buy(tmp_path, monkeyp
     assert "More budget: 3 slower candidates" in (tmp_path / "out" / "report.md").read_text()
 
 
+def _search_with_grow(tmp_path: Any, asked: list[int]) -> Any:
+    """A fastest-first search of one 4-linear network that may grow its data: each grow call's
+    row count goes into `asked` (and its `weigh` must be callable)."""
+
+    def grow(n: int, weigh: object = None) -> tuple[np.ndarray, np.ndarray]:
+        asked.append(n)
+        assert callable(weigh)  # the search says where its network errs
+        more = linear_dataset(n)
+        return more.X, more.Y
+
+    return train_dataset(linear_dataset(), str(tmp_path / "out"), topologies=[((4,), "linear")], search="fastest-first",
+                         budget=100.0, surrogate_timer=_timer(TIMES), exact_timer=lambda: 5e-6, refine="lbfgs",
+                         epochs=5, grow=grow)
+
+
 def test_grow_adds_training_rows_when_the_network_generalises_worse_than_it_fits(tmp_path, monkeypatch) -> None:
     """A network that fits its training rows but not the validation rows gets more samples (the
     test split never changes) and is refined on them."""
@@ -240,16 +255,7 @@ def test_grow_adds_training_rows_when_the_network_generalises_worse_than_it_fits
     shares = iter([(1.0, 0.95), (1.0, 1.0)])  # (training, validation) share within tolerance
     monkeypatch.setattr(T.search, "_fit_shares", lambda ctx, entry: next(shares, (1.0, 1.0)))
     asked: list[int] = []
-
-    def grow(n: int, weigh: object = None) -> tuple[np.ndarray, np.ndarray]:
-        asked.append(n)
-        assert callable(weigh)  # the search says where its network errs
-        more = linear_dataset(n)
-        return more.X, more.Y
-
-    result = train_dataset(linear_dataset(), str(tmp_path / "out"), topologies=[((4,), "linear")], search="fastest-first",
-                           budget=100.0, surrogate_timer=_timer(TIMES), exact_timer=lambda: 5e-6, refine="lbfgs",
-                           epochs=5, grow=grow)
+    result = _search_with_grow(tmp_path, asked)
     assert asked == [2400]  # the training split, doubled
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["dataset"]["n_grown"] == 2400 and report["dataset"]["n_test"] == 1000
@@ -266,16 +272,7 @@ def test_no_more_samples_for_a_network_that_does_not_fit_its_training_rows(tmp_p
     monkeypatch.setattr(T.fit, "_import_keras", lambda: (None, None))
     monkeypatch.setattr(T.search, "_fit_shares", lambda ctx, entry: (0.50, 0.45))
     asked: list[int] = []
-
-    def grow(n: int, weigh: object = None) -> tuple[np.ndarray, np.ndarray]:
-        asked.append(n)
-        assert callable(weigh)  # the search says where its network errs
-        more = linear_dataset(n)
-        return more.X, more.Y
-
-    result = train_dataset(linear_dataset(), str(tmp_path / "out"), topologies=[((4,), "linear")], search="fastest-first",
-                           budget=100.0, surrogate_timer=_timer(TIMES), exact_timer=lambda: 5e-6, refine="lbfgs",
-                           epochs=5, grow=grow)
+    result = _search_with_grow(tmp_path, asked)
     assert result.status == "failed" and asked == []
     assert not any("more samples" in note for note in result.payload.search["advice"])
 
