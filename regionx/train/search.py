@@ -481,11 +481,9 @@ def _validation_errors(ctx: _Context, entry: _Trained) -> Callable[[np.ndarray],
 
     layers = entry.result["layers"]
     spec, theta = rxrefine.NetSpec.of(layers), rxrefine.pack(layers)
-    Xva, Yva = ctx.X[ctx.va], ctx.Y[ctx.va]
-    pred = denormalise(rxrefine.predict(theta, spec, ctx.inputs_normalised(Xva)), ctx.y_mean, ctx.y_scale,
-                       ctx.transform)
-    errors = np.minimum(ctx.criterion.error_ratio(pred, Yva), 1e6)
-    points = ctx.inputs_normalised(Xva)
+    points = ctx.inputs_normalised(ctx.X[ctx.va])
+    pred = denormalise(rxrefine.predict(theta, spec, points), ctx.y_mean, ctx.y_scale, ctx.transform)
+    errors = np.minimum(ctx.criterion.error_ratio(pred, ctx.Y[ctx.va]), 1e6)
 
     def weigh(X: np.ndarray) -> np.ndarray:
         return neighbour_error(points, errors, ctx.inputs_normalised(np.asarray(X, dtype=np.float64)))
