@@ -13,7 +13,7 @@ from regionx.compile import input_features
 from regionx.criterion import Criterion
 from regionx.train.budget import SurrogateTimer
 from regionx.train.metrics import residual_weights
-from regionx.types import REL_FLOOR, Dataset
+from regionx.types import REL_FLOOR, Dataset, DomainSpec
 
 SPLIT = (0.70, 0.15, 0.15)  # train / validation / test (the test share is raised to TEST_POINTS rows; `_split`)
 # Accuracy is judged by its one-sided 95% lower confidence bound (regionx.criterion.lower_bound), so
@@ -195,25 +195,35 @@ class _Settings:
     version: str
 
 
-def log_columns(dataset: Dataset, X: np.ndarray) -> tuple[int, ...]:
-    """Flattened input columns declared loguniform (and positive in every row): the network sees
-    their log. A loguniform input spans decades, and a function of it is usually smooth in its log
-    (benchmarks/kernels/pipeflow.py, 8x5 tanh, 12,000 samples: 50.5% of test points within 1% on
-    the raw inputs, 99.9% on their logs)."""
+def _declared_inputs(dataset: Dataset) -> list[tuple[DomainSpec | None, int, int]]:
+    """Per input of `dataset`: (its declared domain, None when it has no parseable one; its first
+    flattened column; its number of columns)."""
     from regionx.pragma import PragmaError, parse_domain
 
-    cols: list[int] = []
+    out: list[tuple[DomainSpec | None, int, int]] = []
     k = 0
     for var in dataset.meta.inputs:
         size = int(math.prod(var.shape)) if var.shape else 1
         text = dataset.meta.domain.get(var.name)
         try:
-            dist = parse_domain(var.name, text).dist if text is not None else None
+            spec = parse_domain(var.name, text) if text is not None else None
         except PragmaError:
-            dist = None
-        if dist == "loguniform" and k + size <= X.shape[1] and bool(np.all(X[:, k:k + size] > 0)):
-            cols += range(k, k + size)  # an input's columns all or none (its predict_one takes its log)
+            spec = None
+        out.append((spec, k, size))
         k += size
+    return out
+
+
+def log_columns(dataset: Dataset, X: np.ndarray) -> tuple[int, ...]:
+    """Flattened input columns declared loguniform (and positive in every row): the network sees
+    their log. A loguniform input spans decades, and a function of it is usually smooth in its log
+    (benchmarks/kernels/pipeflow.py, 8x5 tanh, 12,000 samples: 50.5% of test points within 1% on
+    the raw inputs, 99.9% on their logs)."""
+    cols: list[int] = []
+    for spec, k, size in _declared_inputs(dataset):
+        positive = k + size <= X.shape[1] and bool(np.all(X[:, k:k + size] > 0))
+        if spec is not None and spec.dist == "loguniform" and positive:
+            cols += range(k, k + size)  # an input's columns all or none (its predict_one takes its log)
     return tuple(cols)
 
 
@@ -221,23 +231,15 @@ def declared_bounds(dataset: Dataset) -> tuple[np.ndarray, np.ndarray] | None:
     """Per flattened input column, the (lower, upper) of its declared continuous box (the
     pragma's uniform/loguniform; NaN for other distributions), or None when an input has no
     parseable domain."""
-    from regionx.pragma import PragmaError, parse_domain
-
     lows: list[float] = []
     highs: list[float] = []
-    for var in dataset.meta.inputs:
-        text = dataset.meta.domain.get(var.name)
-        if text is None:
-            return None
-        try:
-            spec = parse_domain(var.name, text)
-        except PragmaError:
+    for spec, _k, size in _declared_inputs(dataset):
+        if spec is None:
             return None
         if spec.dist in ("uniform", "loguniform"):
             lo, hi = float(spec.args[0]), float(spec.args[1])
         else:  # normal: unbounded; integers, choice: discrete, their gaps are not sampling's
             lo, hi = math.nan, math.nan
-        size = int(math.prod(var.shape)) if var.shape else 1
         lows += [lo] * size
         highs += [hi] * size
     return np.array(lows), np.array(highs)
