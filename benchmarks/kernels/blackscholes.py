@@ -58,7 +58,7 @@ def main(n=20000, seed=2024):
     elapsed = time.perf_counter() - start
     print(f"options: {n}")
     print(f"checksum: {sum(prices):.6f}")
-    print(f"price time: {elapsed:.4f} s")
+    print(f"price time: {elapsed:.6f} s")
     return prices
 
 

@@ -53,7 +53,7 @@ def main(n=20000, seed=2024):
     print(f"cubics: {n}")
     print(f"checksum: {sum(roots):.6f}")
     print(f"max residual: {residual:.3e}")
-    print(f"solve time: {elapsed:.4f} s")
+    print(f"solve time: {elapsed:.6f} s")
     return roots
 
 

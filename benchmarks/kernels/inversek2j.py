@@ -51,7 +51,7 @@ def main(n=20000, seed=2024):
     elapsed = time.perf_counter() - start
     print(f"targets: {n}")
     print(f"checksum: {sum(t1) + sum(t2):.6f}")
-    print(f"solve time: {elapsed:.4f} s")
+    print(f"solve time: {elapsed:.6f} s")
     return t1, t2
 
 

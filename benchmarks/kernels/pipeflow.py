@@ -63,7 +63,7 @@ def main(n=20000, seed=2024):
     elapsed = time.perf_counter() - start
     print(f"pipes: {n}")
     print(f"checksum: {sum(h):.6f}")
-    print(f"solve time: {elapsed:.4f} s")
+    print(f"solve time: {elapsed:.6f} s")
     return h
 
 

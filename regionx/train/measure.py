@@ -74,7 +74,7 @@ def _time_candidates(ctx: _Context, candidates: list[Candidate], form: str, work
         path = _compile_to(ctx, _random_layers(c.hidden, c.activation, d_in, d_out, rng), os.path.join(work, f"timing_{k}"))
         modules.append(rxcompile.load_module(path))
     walls = [0.0] * len(candidates)
-    exact_before = ctx.exact_now()
+    exact_before = ctx.exact_settled()
     for r in range(TIMING_ROUNDS):
         for k, (c, module) in enumerate(zip(candidates, modules)):
             ledger.emit("timing", c.label, r * len(candidates) + k, TIMING_ROUNDS * len(candidates))
@@ -101,7 +101,7 @@ def _measure(ctx: _Context, layers: list[tuple[np.ndarray, np.ndarray, str]], re
     X_te, Y_te = ctx.X[ctx.te], ctx.Y[ctx.te]
     pred = module.predict(X_te)
     m = error_metrics(pred, Y_te, ctx.criterion)
-    exact_before = ctx.exact_now()
+    exact_before = ctx.exact_settled()
     t_call = float(ctx.timer(module, X_te, "call"))
     t_elem = float(ctx.timer(module, X_te, "loop"))
     t_exact = 0.5 * (exact_before + ctx.exact_now()) if ctx.exact_timer is not None else exact_before
