@@ -249,13 +249,13 @@ def inside_box(sur: Any, X: np.ndarray) -> np.ndarray:
     return ok
 
 
-def answer(sur: Any, exact: Callable[..., Any], X: np.ndarray, columns: Sequence[Any], how: Sequence[str],
-           span: tuple[int, int, int, int], inputs: Sequence[int], n_out: int,
+def answer(sur: Any, exact: Callable[..., Any], X: np.ndarray, args: Callable[[int], list[Any]],
+           gather: Callable[[list[int]], list[list[Any]]], inputs: Sequence[int], n_out: int,
            accept: Callable[..., Any] | None,
-           accept_row: Callable[..., Any] | None, first: bool = True) -> tuple[np.ndarray, dict[int, Any]] | None:
-    """Predictions for every row, and the exact answers of the rows the guard refuses (and row
-    0 when `first`: the stores follow its type). None when the exact code raises or answers
-    something that is not a real number (or tuple of them): the original loop must run."""
+           accept_row: Callable[..., Any] | None) -> tuple[np.ndarray, dict[int, Any]] | None:
+    """Predictions for every row, and the exact answers of the rows the guard refuses (always
+    row 0, whose type the stores follow). None when the exact code raises or answers something
+    that is not a real number (or tuple of them): the original loop must run."""
     n = X.shape[0]
     if n_out < 1 or X.shape[1] != len(sur.LOWER):
         return None
@@ -272,11 +272,10 @@ def answer(sur: Any, exact: Callable[..., Any], X: np.ndarray, columns: Sequence
         if accept is not None:
             good &= np.broadcast_to(accept(*[X[:, c] for c in range(X.shape[1])],
                                            *[Y[:, c] for c in range(n_out)]), (n,))
-    if first:
-        good[0] = False
+    good[0] = False
     if accept is None and accept_row is not None:
         for r in np.flatnonzero(good).tolist():
-            row = row_args(columns, how, span, r)
+            row = args(r)
             value: Any = float(Y[r, 0]) if n_out == 1 else tuple(Y[r].tolist())
             try:
                 if not accept_row(*[row[k] for k in inputs], value):
@@ -286,37 +285,13 @@ def answer(sur: Any, exact: Callable[..., Any], X: np.ndarray, columns: Sequence
     exact_answers: dict[int, Any] = {}
     try:
         redo = np.flatnonzero(~good).tolist()
-        for r, value in zip(redo, map(exact, *gather_args(columns, how, span, redo))):
+        for r, value in zip(redo, map(exact, *gather(redo))):
             if not _result_ok(value, n_out):
                 return None
             exact_answers[r] = value
     except Exception:  # noqa: BLE001 - the original loop raises it again, at its own row
         return None
     return Y, exact_answers
-
-
-def answer_span(sur: Any, exact: Callable[..., Any], columns: Sequence[Any], how: Sequence[str],
-                inputs: Sequence[int], span: tuple[int, int, int, int], n_out: int,
-                accept: Callable[..., Any] | None, accept_row: Callable[..., Any] | None,
-                chunk: int = 8192) -> tuple[np.ndarray, dict[int, Any]] | None:
-    """`answer` for every row of a span: a 1-d loop `chunk` rows at a time, so that a chunk's
-    inputs and the network's intermediates stay in cache from conversion to prediction (cubic,
-    2 lists of 20,000: 77 ns a row against 95 at once). Nothing is stored before every chunk is
-    answered, so a chunk that fails leaves the program as it was."""
-    i0, ni, _j0, nj = span
-    parts: list[np.ndarray] = []
-    exact_answers: dict[int, Any] = {}
-    for lo in range(0, ni, chunk) if not nj else (0,):
-        sub = span if nj else (i0 + lo, min(chunk, ni - lo), 0, 0)
-        X = input_matrix(columns, how, inputs, sub)
-        if X is None:
-            return None
-        answered = answer(sur, exact, X, columns, how, sub, inputs, n_out, accept, accept_row, first=lo == 0)
-        if answered is None:
-            return None
-        parts.append(answered[0])
-        exact_answers.update((lo + r, v) for r, v in answered[1].items())
-    return (parts[0] if len(parts) == 1 else np.concatenate(parts)), exact_answers
 
 
 def output_values(Y: np.ndarray, exact_answers: dict[int, Any], k: int, n_out: int,
@@ -453,7 +428,11 @@ def batch(sur: Any, exact: Callable[..., Any], loop: Loop, rows: Any, columns: S
     reads = [c for c, h in zip(columns, how) if h != "f"] + ([] if loop in ("range", "grid") else list(rows))
     if not outputs_ok(out, store, span, n_out, reads):
         return None
-    answered = answer_span(sur, exact, columns, how, inputs, span, n_out, accept, accept_row)
+    X = input_matrix(columns, how, inputs, span)
+    if X is None:
+        return None
+    answered = answer(sur, exact, X, lambda r: row_args(columns, how, span, r),
+                      lambda redo: gather_args(columns, how, span, redo), inputs, n_out, accept, accept_row)
     if answered is None:
         return None
     Y, exact_answers = answered

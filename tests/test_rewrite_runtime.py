@@ -152,27 +152,6 @@ def test_batch_refuses_before_any_store(why: str, call: Any) -> None:
     assert out == [0.25, 0.25, 0.25]
 
 
-@pytest.mark.parametrize("chunk", [1, 3, 4, 10, 11])
-def test_answer_span_in_chunks_answers_as_one_chunk(chunk: int) -> None:
-    """A long loop is converted and predicted `chunk` rows at a time: the same predictions and the
-    same exact rows (row 0 and the rows outside the box, at their place in the whole loop; row 0
-    of a later chunk is the surrogate's) as one chunk, and a failure in any chunk answers None."""
-    rng = np.random.default_rng(chunk)
-    A, B = rng.uniform(size=11).tolist(), rng.uniform(size=11).tolist()
-    A[5], B[9] = 2.0, -1.0  # outside the box: the exact code answers them
-    span = (0, 11, 0, 0)
-    whole = runtime.answer_span(Sur, exact, (A, B), ("r", "r"), (0, 1), span, 1, None, None, chunk=11)
-    got = runtime.answer_span(Sur, exact, (A, B), ("r", "r"), (0, 1), span, 1, None, None, chunk=chunk)
-    assert whole is not None and got is not None
-    np.testing.assert_array_equal(got[0], whole[0])
-    assert got[1] == whole[1] and sorted(got[1]) == [0, 5, 9]
-    out = [0.0] * 11
-    assert runtime.batch(Sur, exact, "range", range(11), (A, B), ("r", "r"), inputs=(0, 1), out=out) == (None, 10)
-    assert out == [whole[1][r] if r in whole[1] else exact(A[r], B[r]) + 1e-3 for r in range(11)]
-    A[10] = "0.5"  # a string in the last chunk: no answers at all
-    assert runtime.answer_span(Sur, exact, (A, B), ("r", "r"), (0, 1), span, 1, None, None, chunk=chunk) is None
-
-
 class Sur2:
     """Two outputs (sum and product, plus 1e-3); the second is NaN where a > 0.6."""
 
