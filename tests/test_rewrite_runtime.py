@@ -194,6 +194,28 @@ def test_input_matrix_converts_long_lists_in_row_blocks_like_at_once(rows: int) 
         assert runtime.input_matrix((a, c), ("r", "r"), (0, 1), span, rows=rows) is None
 
 
+def test_made_row_by_row_tells_the_two_layouts_apart_and_both_convert_alike() -> None:
+    """Numbers appended row by row lie side by side in memory and are read in row blocks; lists
+    made one after the other are read whole. Either way input_matrix gives the same matrix."""
+    rng = np.random.default_rng(3)
+    values = rng.uniform(size=(2, 10_000))
+    a1 = [float(v) for v in values[0]]
+    b1 = [float(v) for v in values[1]]
+    a2: list[float] = []
+    b2: list[float] = []
+    for x, y in values.T.tolist():
+        a2.append(x + 0.0)
+        b2.append(y + 0.0)
+    assert not runtime.made_row_by_row([a1, b1], 10_000)
+    assert runtime.made_row_by_row([a2, b2], 10_000)
+    assert not runtime.made_row_by_row([np.asarray(a2), b2], 10_000)
+    span = (0, 10_000, 0, 0)
+    for a, b in ((a1, b1), (a2, b2)):
+        got = runtime.input_matrix((a, b), ("r", "r"), (0, 1), span)
+        assert got is not None
+        np.testing.assert_array_equal(got, values.T)
+
+
 def test_grid_store_and_columns_of_2d_rows() -> None:
     X, Y = [0.1, 0.2], [0.3, 0.4, 0.5]
     grid = [[0.0] * 3, [0.0] * 3]
