@@ -388,10 +388,16 @@ def _batch_lines(region_id: str, batched: Sequence[dict[str, Any]] | None) -> li
         if not (orig and row and fixed):
             continue
         at = {n: n * orig / (n * row + fixed) for n in (1000, 10000)}
-        lines.append(f"{region_id}: loop at line {site['line']} batched ({site['form']}): predicted "
-                     f"{site['predicted_speedup']:.1f}x for a long loop; each batch also costs {_fmt_time(fixed)} "
-                     f"(the call, and row 0 by the exact code): {at[1000]:.1f}x at 1,000 rows, "
-                     f"{at[10000]:.1f}x at 10,000")
+        shorter = int(site.get("min_rows", 2))  # fewer rows: the loop runs as written
+        sizes = [f"{at[n]:.1f}x at {n:,} rows" for n in (1000, 10000) if n >= shorter]
+        line = (f"{region_id}: loop at line {site['line']} batched ({site['form']}): predicted "
+                f"{site['predicted_speedup']:.1f}x for a long loop; each batch also costs {_fmt_time(fixed)} "
+                f"(the call, and row 0 by the exact code)")
+        if sizes:
+            line += ": " + ", ".join(sizes)
+        if shorter > 2:
+            line += f"; a loop of fewer than {shorter:,} rows runs as written, one call at a time"
+        lines.append(line)
     return lines
 
 

@@ -119,5 +119,9 @@ def test_compile_says_what_a_batched_loop_gains_at_its_length() -> None:
             "per_row_seconds": 1e-7, "per_batch_seconds": 1.03e-3}
     (line,) = _batch_lines("flight", [site])
     assert line == ("flight: loop at line 7 batched (index): predicted 10000.0x for a long loop; each batch also costs "
-                    "1.03 ms (the call, and row 0 by the exact code): 885.0x at 1,000 rows, 4926.1x at 10,000")
+                    "1.03 ms (the call, and row 0 by the exact code): 885.0x at 1,000 rows, 4926.1x at 10,000 rows")
     assert _batch_lines("flight", [{**site, "per_batch_seconds": None}]) == []  # an older rewrite's report
+    # a loop too short to pay for its batch runs as written: no figure for a length below that
+    (line,) = _batch_lines("lj", [{**site, "min_rows": 1409}])
+    assert line.endswith("exact code): 4926.1x at 10,000 rows; a loop of fewer than 1,409 rows runs as written, "
+                         "one call at a time")

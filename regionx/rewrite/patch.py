@@ -309,7 +309,7 @@ def rewrite_source(text: str, path: str, region: Region, manifest: Manifest, *, 
         value=RewriteResult(
             text=new_text,
             hoisted=tuple(s.line for s in sites),
-            batched=tuple(s.report(prof.exact_time_per_call, prof.time_per_element) for s in sites),
+            batched=tuple(s.report(prof.exact_time_per_call, prof.time_per_element, plan.rows_min) for s in sites),
             hoist_skipped=tuple(skipped),
             path_taken="batch" if sites else "scalar",
             profitability=prof.to_json(),

@@ -96,10 +96,11 @@ class Site:
         1,242x faster where the per-row figure said 6,213x."""
         return BATCH_FIXED_SECONDS + exact_seconds
 
-    def report(self, exact_seconds: float, element_seconds: float) -> dict[str, Any]:
-        """The site as RewriteResult.batched lists it: a loop of n rows is predicted to run
-        n * original_per_row_seconds / (n * per_row_seconds + per_batch_seconds) times faster."""
-        return {"line": self.line, "form": self.form,
+    def report(self, exact_seconds: float, element_seconds: float, min_rows: int = 2) -> dict[str, Any]:
+        """The site as RewriteResult.batched lists it: a loop of n >= min_rows rows is predicted to
+        run n * original_per_row_seconds / (n * per_row_seconds + per_batch_seconds) times faster;
+        a shorter one runs as written (its calls per call)."""
+        return {"line": self.line, "form": self.form, "min_rows": min_rows,
                 "predicted_speedup": round(self.predicted_speedup(exact_seconds, element_seconds), 3),
                 "saved_per_row": self.saved_per_row(exact_seconds, element_seconds),
                 "original_per_row_seconds": exact_seconds + self.loop_seconds,
