@@ -62,7 +62,7 @@ def _time_candidates(ctx: _Context, candidates: list[Candidate], form: str, work
     batched loop when that is the form that runs) and the exact code around them; returns the
     exact code's seconds per call.
 
-    Measured in TIMING_ROUNDS round-robin rounds, keeping each candidate's fastest: a burst of
+    Measured in TIMING_ROUNDS rotating round-robin rounds, keeping each candidate's fastest: a burst of
     load from other work then slows one round of every candidate, not all rounds of one (on this
     project's shared 2-core machine single measurements of the same module differed by up to 40%
     between runs; the fastest of three interleaved rounds by a few percent)."""
@@ -78,8 +78,12 @@ def _time_candidates(ctx: _Context, candidates: list[Candidate], form: str, work
     if modules:  # a first measurement in a process reads slow (caches, allocator): not a candidate's
         ctx.timer(modules[0], rows, "loop" if form == "loop" else "call")
     for r in range(TIMING_ROUNDS):
-        for k, (c, module) in enumerate(zip(candidates, modules)):
-            ledger.emit("timing", c.label, r * len(candidates) + k, TIMING_ROUNDS * len(candidates))
+        # each round starts one candidate later: the first timing of a round reads slow (the 8-tanh
+        # module, always first, timed 20-30% slower than 16 and 8x5 there, level with them rotated)
+        for j in range(len(candidates)):
+            k = (r + j) % len(candidates)
+            c, module = candidates[k], modules[k]
+            ledger.emit("timing", c.label, r * len(candidates) + j, TIMING_ROUNDS * len(candidates))
             t0 = time.perf_counter()
             t_call = float(ctx.timer(module, rows, "call"))
             c.time_per_call = t_call if c.time_per_call is None else min(c.time_per_call, t_call)
