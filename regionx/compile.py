@@ -254,7 +254,8 @@ def batch_path_lines(layers: Sequence[tuple[np.ndarray, np.ndarray, str]], *, d_
     n_layers = len(layers)
     widths = [int(W.shape[1]) for W, _b, _a in layers]
     dt = "np.float32" if f32 else "np.float64"
-    L: list[str] = [f"CHUNK = {chunk_rows(layers)}  # rows per chunk: every matmul stays on one BLAS thread"]
+    L: list[str] = [f"CHUNK = {chunk_rows(layers)}  # rows per chunk: every matmul stays on one BLAS thread",
+                    "PREDICT_INTO = True  # predict(X, out=buffer) fills a caller's (n, d_out) float64 buffer"]
     if f32:
         center = 0.5 * (np.asarray(lower, dtype=np.float64) + np.asarray(upper, dtype=np.float64))
         L.append(f"_CENTER = np.array({_array_literal(center)}, dtype=np.float64).reshape({d_in}, 1)")

@@ -11,8 +11,8 @@ type-checked and tested directly (tests/test_runtime.py).
    two ranges), checked to be lists, tuples, ranges or numeric numpy arrays of the right length
    (a generator can be walked only once: its loop stays as it was);
 2. one input column per surrogate input, each converted once (an array is copied as it is,
-   lists of numbers by ``np.array``, 4096 rows of every column at a time so that the rows'
-   numbers stay in cache), into a column-major float64 matrix;
+   lists of numbers by ``np.array``; lists made row by row 4096 rows of every column at a time so
+   that the rows' numbers stay in cache), into a column-major float64 matrix;
 3. the guard: every column inside the trained box, the learned guard (when the network has
    one), the prediction finite, the accept predicate;
 4. one ``predict`` (chunked and float32 inside the generated module);
@@ -20,6 +20,10 @@ type-checked and tested directly (tests/test_runtime.py).
    stored: float or a numpy scalar), run the exact function;
 6. the stores, only after every value is known, so that a refusal (None: run the original
    loop) never leaves a half-written container.
+
+The input matrix and the predictions go into two buffers the next batch takes back
+(`take_buffer`): fresh memory of this size is handed back to the system between batches, and
+its first touch costs a page fault every 4 KiB (a fifth of a 20,000-row batch where measured).
 
 Anything unexpected (an exception of the exact code, an argument that is not a number, a
 container that cannot hold the values) returns None before the first store: the original loop
@@ -95,34 +99,39 @@ def column_ok(column: Any, how: str, stop: int, jstop: int) -> bool:
 
 
 def input_matrix(columns: Sequence[Any], how: Sequence[str], inputs: Sequence[int],
-                 span: tuple[int, int, int, int], rows: int = 4096) -> np.ndarray | None:
+                 span: tuple[int, int, int, int], rows: int = 4096,
+                 into: np.ndarray | None = None) -> np.ndarray | None:
     """The (n, len(inputs)) column-major float64 matrix of the surrogate's inputs, one pass per
-    column (lists of numbers: `rows` rows of every column at a time); None when a value is not a
-    real number (the exact code decides what happens then)."""
+    column (lists of numbers made row by row: `rows` rows of every column at a time), in the
+    flat float64 buffer `into` when given (at least n x len(inputs) elements; see take_buffer);
+    None when a value is not a real number (the exact code decides what happens then)."""
     i0, ni, j0, nj = span
     n = ni * nj if nj else ni
+    d = len(inputs)
+    XT = (np.empty(d * n) if into is None else into[:d * n]).reshape(d, n)  # the transpose is column-major
     if not nj and i0 == 0 and all(how[k] == "r" and len(columns[k]) == ni and (
             type(columns[k]) is list or (isinstance(columns[k], np.ndarray) and columns[k].ndim == 1))
             for k in inputs):
-        # the common case, lists of numbers (or whole 1-d arrays): all columns converted at once, no
-        # copy after it (the transpose of a (columns, rows) array is the column-major matrix) ...
+        # the common case, lists of numbers (or whole 1-d arrays): each column converted whole by
+        # np.array (its dtype tells numbers from strings, None, objects) and copied into place ...
         if n <= rows or not made_row_by_row([columns[k] for k in inputs], n):
-            stacked = np.array([columns[k] for k in inputs])
-            if stacked.dtype.kind not in "biuf" or stacked.shape != (len(inputs), n):
-                return None
-            return (stacked if stacked.dtype == np.float64 else stacked.astype(np.float64)).T
+            for col, k in enumerate(inputs):
+                part = np.asarray(columns[k])
+                if part.dtype.kind not in "biuf" or part.shape != (n,):
+                    return None
+                XT[col] = part
+            return XT.T
         # ... or, for longer lists whose rows were made side by side, `rows` rows of every column
         # at a time, so that those numbers stay in cache while each column reads them (5 such lists
         # of 20,000 floats: 137 ns a row, against 245 at once; lists made one after the other
-        # convert faster at once, without the slices: cubic, 2 x 20,000, 77 ns against 89)
-        XT = np.empty((len(inputs), n))
+        # convert faster whole, without the slices: cubic, 2 x 20,000, 77 ns against 89)
         for lo in range(0, n, rows):
             part = np.array([columns[k][lo:lo + rows] for k in inputs])
-            if part.dtype.kind not in "biuf" or part.shape != (len(inputs), min(rows, n - lo)):
+            if part.dtype.kind not in "biuf" or part.shape != (d, min(rows, n - lo)):
                 return None
             XT[:, lo:lo + rows] = part
         return XT.T
-    X = np.empty((n, len(inputs)), order="F")
+    X = XT.T
     blocks: dict[int, np.ndarray] = {}  # id(S) -> S's rows as one float array (item kinds)
     try:
         for col, k in enumerate(inputs):
@@ -262,11 +271,12 @@ def inside_box(sur: Any, X: np.ndarray) -> np.ndarray:
 
 def answer(sur: Any, exact: Callable[..., Any], X: np.ndarray, args: Callable[[int], list[Any]],
            gather: Callable[[list[int]], list[list[Any]]], inputs: Sequence[int], n_out: int,
-           accept: Callable[..., Any] | None,
-           accept_row: Callable[..., Any] | None) -> tuple[np.ndarray, dict[int, Any]] | None:
+           accept: Callable[..., Any] | None, accept_row: Callable[..., Any] | None,
+           into: np.ndarray | None = None) -> tuple[np.ndarray, dict[int, Any]] | None:
     """Predictions for every row, and the exact answers of the rows the guard refuses (always
     row 0, whose type the stores follow). None when the exact code raises or answers something
-    that is not a real number (or tuple of them): the original loop must run."""
+    that is not a real number (or tuple of them): the original loop must run. `into`: a float64
+    buffer of at least n x n_out elements the predictions go into (a module with PREDICT_INTO)."""
     n = X.shape[0]
     if n_out < 1 or X.shape[1] != len(sur.LOWER):
         return None
@@ -275,7 +285,10 @@ def answer(sur: Any, exact: Callable[..., Any], X: np.ndarray, args: Callable[[i
     if learned is not None:
         good &= learned(X)
     with np.errstate(all="ignore"):
-        Y = np.asarray(sur.predict(X), dtype=np.float64).reshape(n, -1)
+        if into is not None:
+            Y = sur.predict(X, out=into[:n * n_out].reshape(n, n_out))
+        else:
+            Y = np.asarray(sur.predict(X), dtype=np.float64).reshape(n, -1)
         if Y.shape[1] != n_out:
             return None
         for k in range(n_out):  # column by column: isfinite(Y).all(axis=1) costs ~25x more (13 ns a row)
@@ -414,7 +427,8 @@ def last_target(loop: Loop, rows: Any, span: tuple[int, int, int, int]) -> Any:
 def batch(sur: Any, exact: Callable[..., Any], loop: Loop, rows: Any, columns: Sequence[Any],
           how: Sequence[str], *, inputs: Sequence[int], out: Any = None, store: str = "index",
           n_out: int = 1, accept: Callable[..., Any] | None = None,
-          accept_row: Callable[..., Any] | None = None, min_rows: int = 2) -> tuple[Any, Any] | None:
+          accept_row: Callable[..., Any] | None = None, min_rows: int = 2,
+          kept: list[np.ndarray] = []) -> tuple[Any, Any] | None:  # noqa: B006 - the process's spare buffer, on purpose
     """One batched surrogate call for a map loop; (a comprehension's value or None, the loop
     target's final value), or None when the original loop must run (nothing stored then).
 
@@ -425,7 +439,8 @@ def batch(sur: Any, exact: Callable[..., Any], loop: Loop, rows: Any, columns: S
     out[i, j]), or a comprehension's "value" (list), "set", "array" (for np.array/np.fromiter);
     with n_out > 1 outputs, index and add stores take a tuple of containers, one per output.
     `accept` is the vectorised accept predicate, `accept_row` the row-by-row one. Fewer than
-    `min_rows` rows run the original loop (the batch's fixed cost would not pay off).
+    `min_rows` rows run the original loop (the batch's fixed cost would not pay off). `kept`
+    holds the predictions' buffer between batches (see `take_buffer`): leave it to its default.
     """
     span = extent(loop, rows)
     if span is None:
@@ -439,16 +454,47 @@ def batch(sur: Any, exact: Callable[..., Any], loop: Loop, rows: Any, columns: S
     reads = [c for c, h in zip(columns, how) if h != "f"] + ([] if loop in ("range", "grid") else list(rows))
     if not outputs_ok(out, store, span, n_out, reads):
         return None
-    X = input_matrix(columns, how, inputs, span)
-    if X is None:
-        return None
-    answered = answer(sur, exact, X, lambda r: row_args(columns, how, span, r),
-                      lambda redo: gather_args(columns, how, span, redo), inputs, n_out, accept, accept_row)
-    if answered is None:
-        return None
-    Y, exact_answers = answered
-    value = store_rows(out, store, span, Y, exact_answers, n_out)
+    # the input matrix and the predictions go into buffers kept from the last batch (take_buffer)
+    matrix = take_buffer(n * len(inputs), kept)
+    into = take_buffer(n * n_out, kept) if getattr(sur, "PREDICT_INTO", False) else None
+    try:
+        X = input_matrix(columns, how, inputs, span, into=matrix)
+        if X is None:
+            return None
+        answered = answer(sur, exact, X, lambda r: row_args(columns, how, span, r),
+                          lambda redo: gather_args(columns, how, span, redo), inputs, n_out, accept, accept_row,
+                          into)
+        if answered is None:
+            return None
+        Y, exact_answers = answered
+        value = store_rows(out, store, span, Y, exact_answers, n_out)  # copies out of Y: it is reused
+    finally:  # in the reverse order, so that the next batch takes each back for the same use
+        if into is not None:
+            keep_buffer(into, kept)
+        keep_buffer(matrix, kept)
     return value, last_target(loop, rows, span)
+
+
+def take_buffer(size: int, kept: list[np.ndarray]) -> np.ndarray:
+    """A float64 buffer of at least `size` elements: the one an earlier batch kept, when large
+    enough, else a new one. Fresh memory costs a page fault on the first touch of each 4 KiB page
+    (~2.7 us each in the VM regionx was measured on: 20,000 rows of 2 outputs, 22 ns a row, a
+    fifth of the whole batch); malloc hands such sizes back to the system between batches."""
+    try:
+        buffer = kept.pop()  # one step, so that two threads never take the same buffer
+    except IndexError:
+        return np.empty(max(size, 1))
+    return buffer if buffer.size >= size else np.empty(size)
+
+
+def keep_buffer(buffer: np.ndarray, kept: list[np.ndarray]) -> None:
+    """Keep `buffer` for the next batch (a batch takes two: its input matrix, then its
+    predictions): at most two buffers of at most 4 MiB each (larger arrays get numpy's huge
+    pages, whose faults are few), so a process holds at most 8 MiB this way. A nested or
+    concurrent batch that found none kept makes its own: a buffer is never in two uses."""
+    if buffer.size <= 1 << 19:
+        kept.append(buffer)
+        del kept[:-2]
 
 
 def map_rows(sur: Any, exact: Callable[..., Any], rows: Sequence[Sequence[Any]], *, inputs: Sequence[int],

@@ -216,6 +216,65 @@ def test_made_row_by_row_tells_the_two_layouts_apart_and_both_convert_alike() ->
         np.testing.assert_array_equal(got, values.T)
 
 
+class SurInto(Sur):
+    """Sur as a generated module is: predict(X, out=...) fills the caller's buffer."""
+
+    PREDICT_INTO = True
+    buffers: list[np.ndarray] = []
+
+    @classmethod
+    def predict(cls, X: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:  # type: ignore[override]
+        assert out is not None
+        cls.buffers.append(out)
+        out[:, 0] = X[:, 0] * X[:, 1] + 1.0 + 1e-3
+        return out
+
+
+@pytest.mark.parametrize("store", ["value", "array", "index"])
+def test_batches_reuse_their_buffers_and_never_hand_them_out(store: str) -> None:
+    """A batch's input matrix and predictions go into buffers the next batch takes back (fresh
+    memory costs page faults); what a batch returns or stores never shares them, so a later
+    batch cannot change an earlier result."""
+    kept: list[np.ndarray] = []
+    SurInto.buffers.clear()
+    rng = np.random.default_rng(5)
+    results = []
+    for _ in range(3):
+        A, B = rng.uniform(size=50).tolist(), rng.uniform(size=50).tolist()
+        out = [0.0] * 50 if store == "index" else None
+        value, _last = runtime.batch(SurInto, exact, "range", range(50), (A, B), ("r", "r"), inputs=(0, 1),
+                                     out=out, store=store, kept=kept)
+        got = out if store == "index" else value
+        want = [exact(A[0], B[0])] + [exact(a, b) + 1e-3 for a, b in zip(A[1:], B[1:])]
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+        results.append((got, list(got) if store != "array" else got.copy()))
+    for got, snapshot in results:  # nothing returned changed since
+        np.testing.assert_array_equal(got, snapshot)
+    assert all(b.base is SurInto.buffers[0].base for b in SurInto.buffers[1:])  # one buffer, reused
+    assert len(kept) == 2 and all(not np.shares_memory(k, r[0]) for k in kept for r in results
+                                  if isinstance(r[0], np.ndarray))
+    # a batch that finds nothing kept makes its own, and a refused batch gives its buffers back
+    assert runtime.batch(SurInto, exact, "range", range(3), ([0.5, "x", 0.5], [0.5] * 3), ("r", "r"),
+                         inputs=(0, 1), out=[0.0] * 3, kept=kept) is None
+    assert len(kept) == 2
+
+
+def test_take_buffer_and_keep_buffer() -> None:
+    kept: list[np.ndarray] = []
+    a = runtime.take_buffer(100, kept)
+    assert a.size == 100 and kept == []
+    runtime.keep_buffer(a, kept)
+    assert runtime.take_buffer(50, kept) is a and kept == []  # large enough: taken back
+    runtime.keep_buffer(a, kept)
+    bigger = runtime.take_buffer(200, kept)
+    assert bigger is not a and bigger.size == 200 and kept == []  # too small: a new one
+    for b in (np.empty(1), np.empty(2), np.empty(3)):
+        runtime.keep_buffer(b, kept)
+    assert [b.size for b in kept] == [2, 3]  # at most two
+    runtime.keep_buffer(np.empty((1 << 19) + 1), kept)
+    assert [b.size for b in kept] == [2, 3]  # over 4 MiB: not kept
+
+
 def test_grid_store_and_columns_of_2d_rows() -> None:
     X, Y = [0.1, 0.2], [0.3, 0.4, 0.5]
     grid = [[0.0] * 3, [0.0] * 3]
