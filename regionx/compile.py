@@ -244,8 +244,8 @@ def batch_path_lines(layers: Sequence[tuple[np.ndarray, np.ndarray, str]], *, d_
     predict works feature-major: a chunk of rows is a (features, rows) array, so every bias add
     and activation runs along rows (long, vectorised inner loops; row-major it would run along 5
     or 8 features), and the column-major input matrix a batched loop builds is read without a
-    transpose copy. Chunks of `chunk_rows` rows go through buffers allocated once per call, every
-    matmul and activation writing into them (out=). With batch_dtype "float32" the chunk is
+    transpose copy. Chunks of `chunk_rows` rows go through one scratch buffer the module keeps
+    between calls, every matmul and activation writing into it (out=). With batch_dtype "float32" the chunk is
     centred on the trained box in float64 first (float32 then keeps the inputs' precision
     relative to the box, not to their offset from 0) and every layer runs in float32; the last
     layer's bias, the output scale and transform are applied in float64.
@@ -264,7 +264,8 @@ def batch_path_lines(layers: Sequence[tuple[np.ndarray, np.ndarray, str]], *, d_
         # the first layer takes centred inputs (float32 path); the last layer's bias is float64
         bias = "(_B0 + _CENTER[:, 0] @ _W0)" if f32 and i == 0 else f"_B{i}"
         L.append(f"_B{i}b = {bias}.astype({dt if i < n_layers - 1 else 'np.float64'}).reshape(-1, 1)")
-    L += ["", "", "def predict(X, out=None):",
+    L += ["_SPARE = []  # the scratch buffer predict keeps between calls (fresh memory page-faults)",
+          "", "", "def predict(X, out=None):",
           '    """(n, d_in) array of flattened inputs -> (n, d_out) float64 predictions (into `out`',
           '    when given), in chunks of CHUNK rows through preallocated buffers."""',
           "    X = np.asarray(X, dtype=np.float64)",
@@ -276,11 +277,23 @@ def batch_path_lines(layers: Sequence[tuple[np.ndarray, np.ndarray, str]], *, d_
           f"        out = np.empty((n, {d_out}), dtype=np.float64)",
           "    XT = X.T",
           "    m = min(n, CHUNK)"]
+    # one scratch buffer for every layer's chunk, kept for the next call (regionx/runtime.py,
+    # take_buffer: a fresh one costs page faults; pop is one step, so threads never share one)
+    total = (d_in if f32 else 0) + sum(widths)
+    L += ["    try:",
+          "        scratch = _SPARE.pop()",
+          "    except IndexError:",
+          f"        scratch = np.empty(0, dtype={dt})",
+          f"    if scratch.size < {total} * m:",
+          f"        scratch = np.empty({total} * m, dtype={dt})"]
+    start = 0
     if f32:
-        L.append(f"    x = np.empty({d_in} * m, dtype=np.float32)")
+        L.append(f"    x = scratch[:{d_in} * m]")
+        start = d_in
     bufs = [f"h{i}" for i in range(n_layers)]
     for i, w in enumerate(widths):
-        L.append(f"    {bufs[i]} = np.empty({w} * m, dtype={dt})")
+        L.append(f"    {bufs[i]} = scratch[{start} * m:{start + w} * m]")
+        start += w
     L += ["    for s in range(0, n, CHUNK):",
           "        e = min(s + CHUNK, n)",
           "        k = e - s"]
@@ -304,7 +317,7 @@ def batch_path_lines(layers: Sequence[tuple[np.ndarray, np.ndarray, str]], *, d_
         L += ["        h *= _OUT_SCALE", "        h += _OUT_SHIFT"]
     if out_transform is not None:
         L += ["        np.sinh(h, out=h)", f"        h *= {_lit(out_transform[1])}"]
-    L += ["    return out", "", ""]
+    L += ["    _SPARE[:] = [scratch]", "    return out", "", ""]
     return L
 
 
