@@ -34,17 +34,20 @@ demo: $(STAMP)
 	$(VENV)/bin/regionx compile fixtures/newton.py --out $(DEMO_OUT) $(DEMO_FLAGS)
 	@$(PY) benchmarks/side_by_side.py fixtures/newton.py $(DEMO_OUT)/newton.py --artifact $(DEMO_OUT)/newton
 
-# Every figure the README quotes, from scratch (training what it needs; about 1.5-2 hours on 2
+# Every figure the README quotes, from scratch (training what it needs; about 3 hours on 2
 # cores, not part of `make test`). Each script writes benchmarks/results/<name>.{md,json}, with
 # the machine it ran on (CPU model and SIMD flags, numpy, BLAS and thread settings). The order
 # matters: speedup.py reuses the surrogates paper_tables.py and accuracy_ceiling.py trained.
-BENCH := paper_tables accuracy_ceiling speedup criterion_floor compile_defaults optimizers
+BENCH := paper_tables accuracy_ceiling speedup criterion_floor compile_defaults optimizers guard \
+         showcase sampling batch_loops batch_path
 
 bench: $(STAMP)
 	@for script in $(BENCH); do \
 	  echo "=== benchmarks/$$script.py"; \
 	  $(PY) benchmarks/$$script.py || exit 1; \
 	done
+	@echo "=== benchmarks/sampling.py --only designs --fine"
+	@$(PY) benchmarks/sampling.py --only designs --fine
 
 test: $(STAMP)
 	$(PY) -m mypy regionx benchmarks/*.py
