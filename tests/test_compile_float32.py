@@ -61,6 +61,15 @@ def test_float32_batch_path_matches_keras(tmp_path, act, hidden, inputs, outputs
     buffer = np.full((n, d_out), np.nan)
     assert mod.predict(X, out=buffer) is buffer
     np.testing.assert_array_equal(buffer, got)
+    # the scratch buffer the module keeps between calls: after a smaller call, and from threads
+    # calling at once (numpy lets go of the GIL in matmul), every answer stays the same
+    np.testing.assert_allclose(mod.predict(X[:7]), got[:7], rtol=1e-6, atol=1e-6 * scale)
+    np.testing.assert_array_equal(mod.predict(X), got)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(4) as pool:
+        for answer in pool.map(lambda _: mod.predict(X), range(12)):
+            np.testing.assert_array_equal(answer, got)
     # and the float64 path of the same model agrees to float32 precision
     exact64 = rxc.load_module(rxc.compile_model(layers, x_mean, x_scale, y_mean, y_scale, region_name="f32",
                                                 inputs=inputs, outputs=outputs, lower=lower, upper=upper,
