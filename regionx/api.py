@@ -305,7 +305,7 @@ def rewrite(path: str, selector: str | None, artifact: str | None, *, out: str |
 
     if revert:
         return revert_file(path, out=out, in_place=in_place, diff=diff)
-    assert selector is not None and artifact is not None
+    assert artifact is not None
     return rewrite_file(path, selector, artifact, out=out, in_place=in_place, diff=diff, force=force)
 
 

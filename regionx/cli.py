@@ -319,7 +319,8 @@ def train(data: str, out: str | None, topologies: str | None, tolerance: float |
 
 @cli.command()
 @click.argument("file")
-@click.option("--region", "selector", default=None, help="Region id, name or line number.")
+@click.option("--region", "selector", default=None,
+              help="Region id, name or line number (default: the region the artifact was trained for).")
 @click.option("--artifact", default=None, help="The region's artifact directory (with manifest.json).")
 @click.option("-o", "--out", default=None, help="Output directory for the patched file and its surrogate module.")
 @click.option("--in-place", is_flag=True, help="Rewrite FILE itself (atomically).")
@@ -331,8 +332,8 @@ def rewrite(file: str, selector: str | None, artifact: str | None, out: str | No
     """Patch a region to call its trained surrogate, keeping the exact code as fallback."""
     if sum(map(bool, (out, in_place, show_diff))) > 1:
         raise click.UsageError("use only one of -o/--out, --in-place and --diff")
-    if not revert and (selector is None or artifact is None):
-        raise click.UsageError("--region and --artifact are required (or use --revert)")
+    if not revert and artifact is None:
+        raise click.UsageError("--artifact is required (or use --revert)")
     result = api.rewrite(file, selector, artifact, out=out, in_place=in_place, diff=show_diff, force=force, revert=revert)
     if result.ok:
         if show_diff:

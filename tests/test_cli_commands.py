@@ -245,6 +245,11 @@ def test_rewrite_diff_prints_the_change_and_writes_nothing(trained: tuple[Path, 
     assert diff == "".join(expected)
     both = rx("rewrite", "prog.py", "--region", "lin", "--artifact", "art_lin", "--diff", "-o", "x", cwd=work)
     assert both.returncode == 2 and "use only one of -o/--out, --in-place and --diff" in both.stderr
+    # the artifact names its region: --region may be left out
+    named = rx("rewrite", "prog.py", "--artifact", "art_lin", "--diff", cwd=work)
+    assert named.returncode == 0 and named.stdout == diff, named.stderr
+    neither = rx("rewrite", "prog.py", "--diff", cwd=work)
+    assert neither.returncode == 2 and "--artifact is required (or use --revert)" in neither.stderr
 
 
 # --------------------------------------------------------------------------- profile / analyze --profile
