@@ -87,7 +87,7 @@ def side_by_side(exact_path: str, patched_path: str, artifact: str, repeats: int
     within = criterion.within(np.asarray(P), np.asarray(Y))
     return {"exact_s": statistics.median(te), "patched_s": statistics.median(tp),
             "measured_speedup": statistics.median(te) / statistics.median(tp), "within": float(np.mean(within)),
-            "results": len(Y), "exact_runs": te, "patched_runs": tp}
+            "results": len(Y), "exact_runs": te, "patched_runs": tp, "first_run_speedup": te[0] / tp[0]}
 
 
 def main() -> None:
@@ -162,14 +162,15 @@ def main() -> None:
 
     table = md_table(
         ["program", "region", "verdict", "network", "within tolerance (lower bound)", "search: timed / trained, nominal s (wall s)",
-         "path", "predicted speedup", "measured speedup", "results within tolerance", "compile wall time"],
+         "path", "predicted speedup", "measured speedup", "first run", "results within tolerance", "compile wall time"],
         [[r["program"], r["region"], r["verdict"] + (f" ({', '.join(r['codes'])})" if r["codes"] else ""), r["chosen"] or "-",
           f"{pct(r['accuracy'])} ({pct(r['lcb'])} of {r['n_test']})" if r["accuracy"] is not None else "-",
           f"{r['timed']} / {len(r['trained'])}, {r['search_nominal_s'] or 0:.0f} ({r['search_wall_s'] or 0:.0f})",
           r["path_taken"] or "-", f"{r['predicted_speedup']:.2f}x" if r.get("predicted_speedup") else "-",
           f"{r['measured_speedup']:.2f}x ({r['prediction_error']:+.0%})" if r.get("prediction_error") is not None
           else (f"{r['measured_speedup']:.2f}x" if r.get("measured_speedup") else "-"),
-          pct(r.get("within")), f"{r['compile_wall_s']:.0f} s"] for r in rows], align="lllllllrrrr")
+          f"{r['first_run_speedup']:.2f}x" if r.get("first_run_speedup") else "-",
+          pct(r.get("within")), f"{r['compile_wall_s']:.0f} s"] for r in rows], align="lllllllrrrrr")
     notes = [f"- {r['program']}/{r['region']}: {r['message']}" for r in rows if r["message"]]
     notes += [f"- {r['program']}/{r['region']}: more budget: {a}" for r in rows for a in (r["advice"] or [])]
     text = ("# `regionx compile` with its defaults\n\n"
@@ -182,7 +183,9 @@ def main() -> None:
             "Predicted speedup: the rewrite's prediction for the path that runs (batched: for a loop of the rows the "
             "program runs, n x original per row / (n x batched per row + one batch's fixed cost: the call and row 0, "
             "which the exact code answers); else per call); measured: the patched program's own timed loop against the original's, median of "
-            f"{1 if args.quick else args.repeats} alternating runs in one process (the difference in parentheses).\n\n"
+            f"{1 if args.quick else args.repeats} alternating runs in one process (the difference in parentheses); first "
+            "run: the two programs' first runs in the process (what a program that runs its loop once sees: the "
+            "first batch touches fresh memory and calls numpy's routines for the first time).\n\n"
             + table + ("\n" + "\n".join(notes) + "\n" if notes else ""))
     write_text(os.path.join(args.out, "compile_defaults.md"), text)
     write_json(os.path.join(args.out, "compile_defaults.json"), {"machine": info, "rows": rows, "quick": args.quick})
