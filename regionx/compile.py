@@ -245,10 +245,10 @@ def batch_path_lines(layers: Sequence[tuple[np.ndarray, np.ndarray, str]], *, d_
     and activation runs along rows (long, vectorised inner loops; row-major it would run along 5
     or 8 features), and the column-major input matrix a batched loop builds is read without a
     transpose copy. Chunks of `chunk_rows` rows go through one scratch buffer the module keeps
-    between calls, every matmul and activation writing into it (out=). With batch_dtype "float32" the chunk is
-    centred on the trained box in float64 first (float32 then keeps the inputs' precision
-    relative to the box, not to their offset from 0) and every layer runs in float32; the last
-    layer's bias, the output scale and transform are applied in float64.
+    between calls, every matmul and activation writing into it (out=). With batch_dtype
+    "float32" the chunk is centred on the trained box in float64 first (float32 then keeps the
+    inputs' precision relative to the box, not to their offset from 0) and every layer runs in
+    float32; the last layer's bias, the output scale and transform are applied in float64.
     """
     f32 = batch_dtype == "float32"
     n_layers = len(layers)

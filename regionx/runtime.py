@@ -440,7 +440,8 @@ def batch(sur: Any, exact: Callable[..., Any], loop: Loop, rows: Any, columns: S
     with n_out > 1 outputs, index and add stores take a tuple of containers, one per output.
     `accept` is the vectorised accept predicate, `accept_row` the row-by-row one. Fewer than
     `min_rows` rows run the original loop (the batch's fixed cost would not pay off). `kept`
-    holds the predictions' buffer between batches (see `take_buffer`): leave it to its default.
+    holds the input matrix's and the predictions' buffers between batches (see `take_buffer`):
+    leave it to its default.
     """
     span = extent(loop, rows)
     if span is None:
