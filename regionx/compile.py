@@ -200,9 +200,6 @@ def network_macs(layers: Sequence[tuple[np.ndarray, np.ndarray, str]]) -> int:
     return int(sum(np.asarray(W).size for W, _b, _a in layers))
 
 
-
-
-
 # Rows per chunk of predict(): every matmul of a chunk stays at or below 2**18 multiply-adds,
 # OpenBLAS's threshold for running a GEMM on one thread (interface/gemm.c: SMP_THRESHOLD_MIN *
 # GEMM_MULTITHREAD_THRESHOLD). Above it OpenBLAS wakes its threads, which on a loaded 2-core
