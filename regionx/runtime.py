@@ -3,7 +3,7 @@
 A patched program must not need regionx, so the rewrite copies the functions it uses into the
 patched file (`regionx.rewrite.emit.runtime_source`: `inspect.getsource`, renamed under the
 ``_regionx_`` prefix, annotations dropped). Here they are ordinary functions: linted,
-type-checked and tested directly (tests/test_runtime.py).
+type-checked and tested directly (tests/test_rewrite_runtime.py).
 
 `batch` answers one map loop (or comprehension, or ``map``) with one batched predict:
 
@@ -269,8 +269,8 @@ def inside_box(sur: Any, X: np.ndarray) -> np.ndarray:
     return ok
 
 
-def answer(sur: Any, exact: Callable[..., Any], X: np.ndarray, args: Callable[[int], list[Any]],
-           gather: Callable[[list[int]], list[list[Any]]], inputs: Sequence[int], n_out: int,
+def answer(sur: Any, exact: Callable[..., Any], X: np.ndarray, columns: Sequence[Any], how: Sequence[str],
+           span: tuple[int, int, int, int], inputs: Sequence[int], n_out: int,
            accept: Callable[..., Any] | None, accept_row: Callable[..., Any] | None,
            into: np.ndarray | None = None) -> tuple[np.ndarray, dict[int, Any]] | None:
     """Predictions for every row, and the exact answers of the rows the guard refuses (always
@@ -299,7 +299,7 @@ def answer(sur: Any, exact: Callable[..., Any], X: np.ndarray, args: Callable[[i
     good[0] = False
     if accept is None and accept_row is not None:
         for r in np.flatnonzero(good).tolist():
-            row = args(r)
+            row = row_args(columns, how, span, r)
             value: Any = float(Y[r, 0]) if n_out == 1 else tuple(Y[r].tolist())
             try:
                 if not accept_row(*[row[k] for k in inputs], value):
@@ -309,7 +309,7 @@ def answer(sur: Any, exact: Callable[..., Any], X: np.ndarray, args: Callable[[i
     exact_answers: dict[int, Any] = {}
     try:
         redo = np.flatnonzero(~good).tolist()
-        for r, value in zip(redo, map(exact, *gather(redo))):
+        for r, value in zip(redo, map(exact, *gather_args(columns, how, span, redo))):
             if not _result_ok(value, n_out):
                 return None
             exact_answers[r] = value
@@ -462,9 +462,7 @@ def batch(sur: Any, exact: Callable[..., Any], loop: Loop, rows: Any, columns: S
         X = input_matrix(columns, how, inputs, span, into=matrix)
         if X is None:
             return None
-        answered = answer(sur, exact, X, lambda r: row_args(columns, how, span, r),
-                          lambda redo: gather_args(columns, how, span, redo), inputs, n_out, accept, accept_row,
-                          into)
+        answered = answer(sur, exact, X, columns, how, span, inputs, n_out, accept, accept_row, into)
         if answered is None:
             return None
         Y, exact_answers = answered
@@ -482,10 +480,10 @@ def take_buffer(size: int, kept: list[np.ndarray]) -> np.ndarray:
     (~2.7 us each in the VM regionx was measured on: 20,000 rows of 2 outputs, 22 ns a row, a
     fifth of the whole batch); malloc hands such sizes back to the system between batches."""
     try:
-        buffer = kept.pop()  # one step, so that two threads never take the same buffer
+        buffer: np.ndarray | None = kept.pop()  # one step, so that two threads never take the same buffer
     except IndexError:
-        return np.empty(max(size, 1))
-    return buffer if buffer.size >= size else np.empty(size)
+        buffer = None
+    return buffer if buffer is not None and buffer.size >= size else np.empty(size)
 
 
 def keep_buffer(buffer: np.ndarray, kept: list[np.ndarray]) -> None:
