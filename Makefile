@@ -38,7 +38,7 @@ demo: $(STAMP)
 # cores, not part of `make test`). Each script writes benchmarks/results/<name>.{md,json}, with
 # the machine it ran on (CPU model and SIMD flags, numpy, BLAS and thread settings). The order
 # matters: speedup.py reuses the surrogates paper_tables.py and accuracy_ceiling.py trained.
-BENCH := paper_tables accuracy_ceiling speedup criterion_floor compile_defaults optimizers guard \
+BENCH := paper_tables accuracy_ceiling speedup criterion_floor compile_defaults optimizers guard ik_ceiling \
          showcase sampling batch_loops batch_path
 
 bench: $(STAMP)

@@ -48,16 +48,22 @@ QUICK = {"sizes": (1000, 10000), "columns": (1, 3), "rounds": 3, "budget": 0.02}
 FULL = {"sizes": SIZES, "columns": COLUMNS, "rounds": 9, "budget": 0.05}
 
 
-def surrogate(d_in: int, hidden: tuple[int, ...], activation: str, directory: str, seed: int = 0) -> Any:
-    """A compiled module for a random network d_in -> hidden -> 1 on the box [0, 1]^d_in."""
+def surrogate(d_in: int, hidden: tuple[int, ...], activation: str, directory: str, seed: int = 0, *,
+              d_out: int = 1, lower: Any = None, upper: Any = None) -> Any:
+    """A compiled module for a random network d_in -> hidden -> d_out on the box [lower, upper]
+    (default [0, 1]^d_in): its predict costs what a trained network of that shape costs."""
     rng = np.random.default_rng(seed)
-    widths = [d_in, *hidden, 1]
+    widths = [d_in, *hidden, d_out]
     layers = [(rng.normal(size=(widths[i], widths[i + 1])) / np.sqrt(widths[i]), rng.normal(size=widths[i + 1]) * 0.1,
                activation if i < len(widths) - 2 else "linear") for i in range(len(widths) - 1)]
+    lo = np.zeros(d_in) if lower is None else np.asarray(lower, dtype=float)
+    hi = np.ones(d_in) if upper is None else np.asarray(upper, dtype=float)
+    mean, scale = (np.zeros(d_in), np.ones(d_in)) if lower is None else ((lo + hi) / 2, (hi - lo) / 2)
+    outputs = (VarSpec("y"),) if d_out == 1 else tuple(VarSpec(f"y{k}") for k in range(d_out))
     path = rxcompile.compile_model(
-        layers, np.zeros(d_in), np.ones(d_in), np.zeros(1), np.ones(1), region_name=f"bench{d_in}",
-        inputs=tuple(VarSpec(f"x{k}") for k in range(d_in)), outputs=(VarSpec("y"),),
-        lower=np.zeros(d_in), upper=np.ones(d_in), out_dir=os.path.join(directory, f"d{d_in}"),
+        layers, mean, scale, np.zeros(d_out), np.ones(d_out), region_name=f"bench{d_in}",
+        inputs=tuple(VarSpec(f"x{k}") for k in range(d_in)), outputs=outputs,
+        lower=lo, upper=hi, out_dir=os.path.join(directory, f"d{d_in}"),
         scalar_path=False, batch_dtype="float32")
     return rxcompile.load_module(path)
 

@@ -101,9 +101,8 @@ def column_ok(column: Any, how: str, stop: int, jstop: int) -> bool:
 def input_matrix(columns: Sequence[Any], how: Sequence[str], inputs: Sequence[int],
                  span: tuple[int, int, int, int], rows: int = 4096,
                  into: np.ndarray | None = None) -> np.ndarray | None:
-    """The (n, len(inputs)) column-major float64 matrix of the surrogate's inputs, one pass per
-    column (lists of numbers made row by row: `rows` rows of every column at a time), in the
-    flat float64 buffer `into` when given (at least n x len(inputs) elements; see take_buffer);
+    """The (n, len(inputs)) column-major float64 matrix of the surrogate's inputs (lists of
+    numbers: `rows` rows of every column at a time), in the flat float64 buffer `into` when given (at least n x len(inputs) elements; see take_buffer);
     None when a value is not a real number (the exact code decides what happens then)."""
     i0, ni, j0, nj = span
     n = ni * nj if nj else ni
@@ -112,24 +111,19 @@ def input_matrix(columns: Sequence[Any], how: Sequence[str], inputs: Sequence[in
     if not nj and i0 == 0 and all(how[k] == "r" and len(columns[k]) == ni and (
             type(columns[k]) is list or (isinstance(columns[k], np.ndarray) and columns[k].ndim == 1))
             for k in inputs):
-        # the common case, lists of numbers (or whole 1-d arrays): each column converted whole by
-        # np.array (its dtype tells numbers from strings, None, objects) and copied into place ...
-        if n <= rows or not made_row_by_row([columns[k] for k in inputs], n):
-            for col, k in enumerate(inputs):
-                part = np.asarray(columns[k])
-                if part.dtype.kind not in "biuf" or part.shape != (n,):
-                    return None
-                XT[col] = part
-            return XT.T
-        # ... or, for longer lists whose rows were made side by side, `rows` rows of every column
-        # at a time, so that those numbers stay in cache while each column reads them (5 such lists
-        # of 20,000 floats: 137 ns a row, against 245 at once; lists made one after the other
-        # convert faster whole, without the slices: cubic, 2 x 20,000, 77 ns against 89)
+        # the common case, lists of numbers (or whole 1-d arrays), `rows` rows at a time: np.array
+        # (its dtype tells numbers from strings, None, objects) of a 4,096-row slice makes two
+        # 32 KiB temporaries the next slice reuses, where a whole 20,000-row column's are fresh
+        # pages malloc maps each batch (39 page faults a column, ~2.7 us each where this was
+        # measured: inverse kinematics 49 ns a row against 61, the cubic's lists 44 against 52)
         for lo in range(0, n, rows):
-            part = np.array([columns[k][lo:lo + rows] for k in inputs])
-            if part.dtype.kind not in "biuf" or part.shape != (d, min(rows, n - lo)):
-                return None
-            XT[:, lo:lo + rows] = part
+            hi = min(n, lo + rows)
+            for col, k in enumerate(inputs):
+                c = columns[k]
+                part = np.asarray(c if hi - lo == n else c[lo:hi])
+                if part.dtype.kind not in "biuf" or part.shape != (hi - lo,):
+                    return None
+                XT[col, lo:hi] = part
         return XT.T
     X = XT.T
     blocks: dict[int, np.ndarray] = {}  # id(S) -> S's rows as one float array (item kinds)
@@ -164,16 +158,6 @@ def input_matrix(columns: Sequence[Any], how: Sequence[str], inputs: Sequence[in
     except (TypeError, ValueError, OverflowError, IndexError):
         return None
     return X
-
-
-def made_row_by_row(columns: Sequence[Any], n: int, probes: int = 16) -> bool:
-    """Whether the numbers of a row of these lists lie side by side in memory (made row by row,
-    as `xs.append(x); ys.append(y)`), judged from a few rows' object addresses (CPython's id):
-    only chooses how input_matrix reads them, never what it reads."""
-    if len(columns) < 2 or type(columns[0]) is not list:
-        return False
-    gaps = sorted(abs(id(columns[0][i]) - id(columns[1][i])) for i in range(0, n, max(1, n // probes)))
-    return gaps[len(gaps) // 2] <= 1024
 
 
 def _vector(c: Any, lo: int, m: int) -> np.ndarray:
@@ -370,6 +354,23 @@ def outputs_ok(out: Any, store: str, span: tuple[int, int, int, int], n_out: int
     return True
 
 
+def store_list(t: list[Any], i0: int, y: np.ndarray, exact_answers: dict[int, Any], k: int, n_out: int,
+               rows: int = 4096) -> None:
+    """t[i0 + r] = output k of row r for every row, as output_values types it, `rows` rows at a
+    time: a slice assignment's temporaries (the new values' list, the old values it releases) are
+    then two 32 KiB blocks the next slice reuses. A whole 20,000-row column's are 160 KiB each,
+    which malloc maps afresh and the first touch page-faults (~2.7 us a 4 KiB page where this was
+    measured: an inverse-kinematics batch's two outputs, 124 faults and 62-69 ns a row whole, none
+    and 54-56 in slices; benchmarks/ik_ceiling.py)."""
+    first = exact_answers[0] if n_out == 1 else exact_answers[0][k]
+    as_type = type(first) if isinstance(first, np.floating) else None
+    for lo in range(0, len(y), rows):
+        part = y[lo:lo + rows]
+        t[i0 + lo:i0 + lo + len(part)] = part.tolist() if as_type is None else list(part.astype(as_type))
+    for r, v in exact_answers.items():
+        t[i0 + r] = v if n_out == 1 else v[k]
+
+
 def store_rows(out: Any, store: str, span: tuple[int, int, int, int], Y: np.ndarray,
                exact_answers: dict[int, Any], n_out: int) -> Any:
     """Put every row's answer where the loop put it; returns the value of a comprehension kind."""
@@ -397,6 +398,9 @@ def store_rows(out: Any, store: str, span: tuple[int, int, int, int], Y: np.ndar
         return None
     targets = list(out) if n_out > 1 else [out]
     for k, t in enumerate(targets):
+        if store == "index" and type(t) is list:
+            store_list(t, i0, Y[:, k], exact_answers, k, n_out)
+            continue
         values = output_values(Y, exact_answers, k, n_out, isinstance(t, np.ndarray))
         if store == "add":
             if isinstance(t, np.ndarray):

@@ -121,6 +121,20 @@ def test_batch_path_and_batch_loops_tiny(tmp_path) -> None:
     assert [b["form"] for b in row["batched"]] == ["distributed"] and row["within_tolerance"] == 1.0
 
 
+def test_ik_ceiling_tiny(tmp_path) -> None:
+    """benchmarks/ik_ceiling.py on 2,000 rows: every part timed, the batch answered the loop (the
+    script asserts it), and each ceiling is the original loop over the sum of its parts."""
+    from benchmarks import ik_ceiling
+
+    assert ik_ceiling.main(["--rows", "2000", "--rounds", "3", "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "ik_ceiling.json").read_text())
+    m = report["per_row"]
+    assert set(m) == set(ik_ceiling.PARTS) and all(v > 0 for v in m.values())
+    rest = m["store"] + m["predict"] + m["guard"]
+    assert report["ceilings"]["numpy (sound)"] == m["original"] / (m["conversion"] + rest)
+    assert "ceiling, conversion numpy (sound)" in (tmp_path / "ik_ceiling.md").read_text()
+
+
 def test_pipeflow_kernel_has_two_regimes_and_a_jump() -> None:
     """benchmarks/kernels/pipeflow.py (the learned guard's benchmark): Hausen's laminar Nusselt number
     below Re 2300, Gnielinski's with Colebrook's friction factor above, so the coefficient jumps

@@ -194,26 +194,34 @@ def test_input_matrix_converts_long_lists_in_row_blocks_like_at_once(rows: int) 
         assert runtime.input_matrix((a, c), ("r", "r"), (0, 1), span, rows=rows) is None
 
 
-def test_made_row_by_row_tells_the_two_layouts_apart_and_both_convert_alike() -> None:
-    """Numbers appended row by row lie side by side in memory and are read in row blocks; lists
-    made one after the other are read whole. Either way input_matrix gives the same matrix."""
+@pytest.mark.parametrize("rows", [1, 3, 10, 4096])
+def test_input_matrix_reads_arrays_and_lists_side_by_side_in_row_blocks(rows: int) -> None:
+    """A 1-d array column (an int one too) next to a list: the same matrix whatever the block."""
     rng = np.random.default_rng(3)
-    values = rng.uniform(size=(2, 10_000))
-    a1 = [float(v) for v in values[0]]
-    b1 = [float(v) for v in values[1]]
-    a2: list[float] = []
-    b2: list[float] = []
-    for x, y in values.T.tolist():
-        a2.append(x + 0.0)
-        b2.append(y + 0.0)
-    assert not runtime.made_row_by_row([a1, b1], 10_000)
-    assert runtime.made_row_by_row([a2, b2], 10_000)
-    assert not runtime.made_row_by_row([np.asarray(a2), b2], 10_000)
-    span = (0, 10_000, 0, 0)
-    for a, b in ((a1, b1), (a2, b2)):
-        got = runtime.input_matrix((a, b), ("r", "r"), (0, 1), span)
-        assert got is not None
-        np.testing.assert_array_equal(got, values.T)
+    a = rng.uniform(size=10)
+    b = rng.uniform(size=10).tolist()
+    c = np.arange(10)
+    got = runtime.input_matrix((a, b, c), ("r", "r", "r"), (0, 1, 2), (0, 10, 0, 0), rows=rows)
+    assert got is not None
+    np.testing.assert_array_equal(got, np.stack([a, np.array(b), c.astype(float)], axis=1))
+    assert runtime.input_matrix((a, np.array(["x"] * 10)), ("r", "r"), (0, 1), (0, 10, 0, 0), rows=rows) is None
+
+
+@pytest.mark.parametrize("rows", [1, 3, 10, 4096])
+def test_store_list_writes_slices_of_rows_like_one_assignment(rows: int) -> None:
+    """An index store into a list goes `rows` rows at a time: every row from the predictions,
+    typed as row 0's exact answer, and the exact answers where the guard sent rows."""
+    y = np.random.default_rng(rows).uniform(size=(10, 2))
+    exact = {0: (1.5, 2.5), 6: (7.0, 8.0)}
+    t = ["keep", "keep"] + [0.0] * 10 + ["keep"]
+    runtime.store_list(t, 2, y[:, 1], exact, 1, 2, rows=rows)
+    want = ["keep", "keep"] + y[:, 1].tolist() + ["keep"]
+    want[2], want[8] = 2.5, 8.0
+    assert t == want and all(type(v) is float for v in t[2:12])
+    t32: list[Any] = [0.0] * 10
+    runtime.store_list(t32, 0, y[:, 0], {0: np.float32(0.5)}, 0, 1, rows=rows)
+    assert t32[0] == np.float32(0.5) and all(type(v) is np.float32 for v in t32)
+    np.testing.assert_array_equal(np.array(t32[1:]), y[1:, 0].astype(np.float32))
 
 
 class SurInto(Sur):
