@@ -32,7 +32,7 @@ then runs and behaves exactly as it did.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -354,6 +354,15 @@ def outputs_ok(out: Any, store: str, span: tuple[int, int, int, int], n_out: int
     return True
 
 
+def _blocks(y: np.ndarray, first: Any, rows: int) -> Iterator[list[Any]]:
+    """y's values `rows` at a time, as lists typed like `first` (row 0's exact answer): Python
+    floats, or numpy scalars of its type."""
+    as_type = type(first) if isinstance(first, np.floating) else None
+    for lo in range(0, len(y), rows):
+        part = y[lo:lo + rows]
+        yield part.tolist() if as_type is None else list(part.astype(as_type))
+
+
 def store_list(t: list[Any], i0: int, y: np.ndarray, exact_answers: dict[int, Any], k: int, n_out: int,
                rows: int = 4096) -> None:
     """t[i0 + r] = output k of row r for every row, as output_values types it, `rows` rows at a
@@ -362,13 +371,24 @@ def store_list(t: list[Any], i0: int, y: np.ndarray, exact_answers: dict[int, An
     which malloc maps afresh and the first touch page-faults (~2.7 us a 4 KiB page where this was
     measured: an inverse-kinematics batch's two outputs, 124 faults and 62-69 ns a row whole, none
     and 54-56 in slices; benchmarks/ik_ceiling.py)."""
-    first = exact_answers[0] if n_out == 1 else exact_answers[0][k]
-    as_type = type(first) if isinstance(first, np.floating) else None
-    for lo in range(0, len(y), rows):
-        part = y[lo:lo + rows]
-        t[i0 + lo:i0 + lo + len(part)] = part.tolist() if as_type is None else list(part.astype(as_type))
+    lo = i0
+    for part in _blocks(y, exact_answers[0] if n_out == 1 else exact_answers[0][k], rows):
+        t[lo:lo + len(part)] = part
+        lo += len(part)
     for r, v in exact_answers.items():
         t[i0 + r] = v if n_out == 1 else v[k]
+
+
+def extend_rows(out: list[Any], Y: np.ndarray, exact_answers: dict[int, Any], n_out: int,
+                rows: int = 4096) -> None:
+    """out.extend(every row's answer: a value, or a tuple of n_out), `rows` rows at a time (for
+    the reason store_list gives); the rows the exact code answered get its answers."""
+    start = len(out)
+    firsts = (exact_answers[0],) if n_out == 1 else exact_answers[0]
+    for parts in zip(*[_blocks(Y[:, k], firsts[k], rows) for k in range(n_out)]):
+        out.extend(parts[0] if n_out == 1 else zip(*parts))
+    for r, v in exact_answers.items():
+        out[start + r] = v
 
 
 def store_rows(out: Any, store: str, span: tuple[int, int, int, int], Y: np.ndarray,
@@ -379,14 +399,17 @@ def store_rows(out: Any, store: str, span: tuple[int, int, int, int], Y: np.ndar
     if store in ("value", "set", "array"):
         as_array = store == "array" and all(type(v) is float or type(v) is np.float64
                                             for v in (exact_answers[0] if n_out > 1 else (exact_answers[0],)))
-        cols = [output_values(Y, exact_answers, k, n_out, as_array) for k in range(n_out)]
         if as_array:
+            cols = [output_values(Y, exact_answers, k, n_out, True) for k in range(n_out)]
             return cols[0] if n_out == 1 else np.stack(cols, axis=1)
-        values = cols[0] if n_out == 1 else list(zip(*cols))
+        if n_out == 1:
+            values = output_values(Y, exact_answers, 0, 1, False)  # the comprehension's own list
+        else:
+            values = []
+            extend_rows(values, Y, exact_answers, n_out)
         return set(values) if store == "set" else values
     if store == "append":
-        cols = [output_values(Y, exact_answers, k, n_out, False) for k in range(n_out)]
-        out.extend(cols[0] if n_out == 1 else zip(*cols))
+        extend_rows(out, Y, exact_answers, n_out)
         return None
     if store in ("grid", "grid,"):
         values = output_values(Y, exact_answers, 0, 1, isinstance(out, np.ndarray))

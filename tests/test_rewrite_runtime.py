@@ -224,6 +224,23 @@ def test_store_list_writes_slices_of_rows_like_one_assignment(rows: int) -> None
     np.testing.assert_array_equal(np.array(t32[1:]), y[1:, 0].astype(np.float32))
 
 
+@pytest.mark.parametrize("rows", [1, 3, 10, 4096])
+def test_extend_rows_appends_every_row_in_blocks_like_at_once(rows: int) -> None:
+    """An append (or a comprehension of tuples) goes `rows` rows at a time: the rows in order after
+    what the list held, tuples for two outputs, the exact code's own answers where it answered."""
+    Y = np.random.default_rng(rows).uniform(size=(10, 2))
+    exact = {0: (1.5, 2.5), 6: (7.0, 8.0)}
+    out: list[Any] = ["before"]
+    runtime.extend_rows(out, Y, exact, 2, rows=rows)
+    want: list[Any] = ["before"] + [tuple(r) for r in Y.tolist()]
+    want[1], want[7] = exact[0], exact[6]
+    assert out == want and out[7] is exact[6] and all(type(v) is tuple for v in out[1:])
+    one: list[Any] = []
+    runtime.extend_rows(one, Y[:, :1], {0: np.float64(0.25), 3: 4.0}, 1, rows=rows)
+    assert one[0] == 0.25 and one[3] == 4.0 and one[1:3] + one[4:] == Y[[1, 2, 4, 5, 6, 7, 8, 9], 0].tolist()
+    assert all(type(v) is np.float64 for i, v in enumerate(one) if i != 3)
+
+
 class SurInto(Sur):
     """Sur as a generated module is: predict(X, out=...) fills the caller's buffer."""
 
