@@ -175,6 +175,31 @@ def test_a_non_finite_answer_in_any_output_sends_the_row_to_the_exact_code() -> 
     assert (s[1], p[1]) == (0.25 + 0.5 + 1e-3, 0.25 * 0.5 + 1e-3) and (s[3], p[3]) == (0.75 + 1e-3, 0.125 + 1e-3)
 
 
+@pytest.mark.parametrize("store", ["index", "append"])
+def test_a_batch_longer_than_a_block_stores_every_row_where_the_loop_would(store: str) -> None:
+    """9,000 rows (three 4,096-row blocks): predictions everywhere but row 0 and the rows whose
+    second answer is NaN (at the blocks' edges), which get the exact code's answers."""
+    def both(a: float, b: float) -> tuple[float, float]:
+        return a + b, a * b
+
+    n = 9000
+    A = [0.25 + 0.25 * (i % 7) / 7 for i in range(n)]
+    B = [0.5] * n
+    for r in (4095, 4096, 8191, 8999):
+        A[r] = 0.75  # Sur2's second output is NaN there
+    want = [both(a, b) if i == 0 or a > 0.6 else (a + b + 1e-3, a * b + 1e-3) for i, (a, b) in enumerate(zip(A, B))]
+    if store == "index":
+        s, p = [0.0] * n, [0.0] * n
+        assert runtime.batch(Sur2, both, "range", range(n), (A, B), ("r", "r"), inputs=(0, 1), out=(s, p),
+                             n_out=2) == (None, n - 1)
+        assert list(zip(s, p)) == want
+    else:
+        rows: list[Any] = ["kept"]
+        assert runtime.batch(Sur2, both, "range", range(n), (A, B), ("r", "r"), inputs=(0, 1), out=rows,
+                             store="append", n_out=2) == (None, n - 1)
+        assert rows == ["kept", *want]
+
+
 @pytest.mark.parametrize("rows", [1, 3, 4, 7, 100])
 def test_input_matrix_converts_long_lists_in_row_blocks_like_at_once(rows: int) -> None:
     """Lists longer than `rows` are converted `rows` rows of every column at a time (for the cache):
