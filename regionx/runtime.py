@@ -102,8 +102,9 @@ def input_matrix(columns: Sequence[Any], how: Sequence[str], inputs: Sequence[in
                  span: tuple[int, int, int, int], rows: int = 4096,
                  into: np.ndarray | None = None) -> np.ndarray | None:
     """The (n, len(inputs)) column-major float64 matrix of the surrogate's inputs (lists of
-    numbers: `rows` rows of every column at a time), in the flat float64 buffer `into` when given (at least n x len(inputs) elements; see take_buffer);
-    None when a value is not a real number (the exact code decides what happens then)."""
+    numbers: `rows` rows of every column at a time), in the flat float64 buffer `into` when
+    given (at least n x len(inputs) elements; see take_buffer); None when a value is not a real
+    number (the exact code decides what happens then)."""
     i0, ni, j0, nj = span
     n = ni * nj if nj else ni
     d = len(inputs)
