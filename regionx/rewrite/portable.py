@@ -21,9 +21,10 @@ from regionx import runtime
 from regionx.rewrite.common import PREFIX
 
 # The helpers a patched file may call, in the order they are written out.
-HELPERS = ("extent", "_numeric", "item_of", "column_ok", "input_matrix", "_vector", "_block", "row_args", "gather_args",
-           "_is_real", "_result_ok", "inside_box", "answer", "output_values", "outputs_ok", "_blocks", "store_list", "extend_rows", "store_rows",
-           "last_target", "batch", "take_buffer", "keep_buffer", "map_rows", "traversable", "distinct", "store_into")
+HELPERS = ("extent", "_numeric", "item_of", "column_ok", "input_matrix", "_vector", "_block", "row_args",
+           "gather_args", "_is_real", "_result_ok", "inside_box", "answer", "output_values", "_as_list",
+           "outputs_ok", "_blocks", "store_list", "extend_rows", "store_rows", "last_target", "batch",
+           "take_buffer", "keep_buffer", "map_rows", "traversable", "distinct", "store_into")
 
 
 def helper_name(name: str) -> str:
